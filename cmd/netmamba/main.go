@@ -26,6 +26,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(
+		newBenchCmd(),
 	// subcommands are added here, one constructor per file
 	)
 	return root
