@@ -6,10 +6,18 @@ package kernels
 // Gemm computes C = op(A)·op(B) + beta·C for row-major matrices, where
 // op(X) is X or Xᵀ. op(A) is m×k, op(B) is k×n, C is m×n.
 // lda, ldb, ldc are the row strides of A, B and C as stored.
-// beta is usually 0 (overwrite) or 1 (accumulate).
+// beta is usually 0 (overwrite; C is not read) or 1 (accumulate).
+// It runs single-threaded on the fastest micro-kernel this CPU supports
+// (AVX-512, AVX2+FMA, or portable Go with the purego tag or off amd64),
+// borrowing packing scratch from a pool; GemmWS takes the scratch
+// explicitly. It panics if a slice is too short for its shape and stride.
 func Gemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemmGeneric(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+	GemmWS(nil, transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 }
+
+// gemmDefault is the configuration Gemm uses, chosen once from the CPU's
+// features and never changed.
+var gemmDefault = gemmKernels()[0]
 
 // gemmGeneric is the portable reference implementation.
 func gemmGeneric(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {

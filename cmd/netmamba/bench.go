@@ -9,6 +9,8 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure throughput (flows/s, packets/s, Mb/s) on this machine",
 	}
 	c.AddCommand(
+		newBenchModelCmd(),
+		newBenchPrepCmd(),
 	// bench subcommands are added here, one constructor per file
 	)
 	return c

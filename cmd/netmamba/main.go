@@ -27,6 +27,15 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newBenchCmd(),
+		newPrepCmd(),
+		newDatasetCmd(),
+		newInspectCmd(),
+		newPredictCmd(),
+		newCheckpointCmd(),
+		newSampleCmd(),
+		newPretrainCmd(),
+		newFinetuneCmd(),
+		newEvalCmd(),
 	// subcommands are added here, one constructor per file
 	)
 	return root

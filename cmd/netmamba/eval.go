@@ -1,0 +1,232 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netmamba/netmamba/eval"
+	"github.com/netmamba/netmamba/train"
+)
+
+func newEvalCmd() *cobra.Command {
+	var (
+		modelPath, dataPath, oodPath, calibPath string
+		format, out, logPath                    string
+		asJSON                                  bool
+		batch, threads, resamples               int
+		seed                                    uint64
+	)
+	c := &cobra.Command{
+		Use:   "eval [--model FILE] --data DATASET [--ood-data DATASET] [--calibrate-on DATASET] [--format table|json|html]",
+		Short: "Evaluate a classifier: accuracy, macro/weighted P/R/F1, per-class, confusion, CIs, OOD, calibration",
+		Long: `eval scores a classifier (the embedded default model when --model is omitted) on a
+labelled dataset. Classes are matched by name between the dataset and the model; flows of
+classes the model does not know (e.g. held out with finetune --exclude-classes) are scored
+as out-of-distribution, as are the flows of --ood-data. OOD detection is reported for
+max-logit, max-prob, energy and negative-entropy confidences (AUROC, FPR at 95 % TPR). ECE
+uses 15 bins; --calibrate-on fits a temperature on VALIDATION data (never the test set)
+and reports the calibrated ECE. Macro averages run over the classes present in the true
+or predicted labels (scikit-learn's default); 95 % intervals are percentile bootstrap.
+
+--format table (default) prints tables; json prints one JSON object (keys: accuracy,
+macro_f1, weighted_f1, flows, per_class, confusion, ci95, ood, ece, ece_calibrated,
+temperature, ...); html writes a self-contained report (to -o, default report.html) with
+the confusion heatmap, per-class F1, reliability diagrams and, with --log, learning curves.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asJSON {
+				format = "json"
+			}
+			switch format {
+			case "table", "json", "html":
+			default:
+				return fmt.Errorf("eval: unknown --format %q (want table, json or html)", format)
+			}
+			if dataPath == "" {
+				return fmt.Errorf("eval: --data is required")
+			}
+			l, name, err := loadClassifier(modelPath, batch, threads)
+			if err != nil {
+				return err
+			}
+			classes := l.Meta.Classes
+			C := l.Net.NumClasses()
+			if len(classes) == 0 {
+				for k := 0; k < C; k++ {
+					classes = append(classes, fmt.Sprintf("class_%d", k))
+				}
+			}
+			d, err := train.LoadData(dataPath)
+			if err != nil {
+				return err
+			}
+			id, ood, err := splitByModelClasses(d, classes)
+			if err != nil {
+				return err
+			}
+			if id.N == 0 {
+				return fmt.Errorf("eval: %s has no flow of the model's classes %v", dataPath, classes)
+			}
+			logits, err := train.Predict(l.Net, id, batch)
+			if err != nil {
+				return err
+			}
+			in := eval.Input{Model: name, Dataset: dataPath, Seed: int64(seed), ClassMap: classes,
+				Labels: id.Labels, Logits: logits, Resamples: resamples, CISeed: seed, Time: time.Now()}
+			if oodPath != "" {
+				od, err := train.LoadData(oodPath)
+				if err != nil {
+					return err
+				}
+				if ood == nil {
+					ood = od
+				} else {
+					ood = concatData(ood, od)
+				}
+			}
+			if ood != nil && ood.N > 0 {
+				if in.OODLogits, err = train.Predict(l.Net, ood, batch); err != nil {
+					return err
+				}
+			}
+			if calibPath != "" {
+				cd, err := train.LoadData(calibPath)
+				if err != nil {
+					return err
+				}
+				cid, _, err := splitByModelClasses(cd, classes)
+				if err != nil {
+					return err
+				}
+				if in.ValLogits, err = train.Predict(l.Net, cid, batch); err != nil {
+					return err
+				}
+				in.ValLabels = cid.Labels
+			}
+			rep, err := eval.Build(in)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			switch format {
+			case "json":
+				return rep.WriteJSON(w)
+			case "table":
+				if ood != nil && ood.N > 0 {
+					fmt.Fprintf(w, "out-of-distribution flows: %d\n", ood.N)
+				}
+				return rep.WriteText(w)
+			}
+			var log []eval.TrainRecord
+			if logPath != "" {
+				f, err := os.Open(logPath)
+				if err != nil {
+					return fmt.Errorf("eval: %w", err)
+				}
+				log, err = eval.ReadTrainLog(f, logPath)
+				f.Close()
+				if err != nil {
+					return err
+				}
+			}
+			if out == "" {
+				out = "report.html"
+			}
+			f, err := os.Create(out)
+			if err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
+			if err := rep.WriteHTML(f, log); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "eval: accuracy %.4f macro_f1 %.4f weighted_f1 %.4f on %d flows; report -> %s\n",
+				rep.Accuracy, rep.MacroF1, rep.WeightedF1, rep.Flows, out)
+			return nil
+		},
+	}
+	fs := c.Flags()
+	fs.StringVar(&modelPath, "model", "", "classifier (.safetensors or .pth); default: the embedded model")
+	fs.StringVar(&dataPath, "data", "", "labelled dataset to evaluate")
+	fs.StringVar(&oodPath, "ood-data", "", "dataset of out-of-distribution flows")
+	fs.StringVar(&calibPath, "calibrate-on", "", "validation dataset to fit the temperature on")
+	fs.StringVar(&format, "format", "table", "output: table | json | html")
+	fs.BoolVar(&asJSON, "json", false, "short for --format json")
+	fs.StringVarP(&out, "out", "o", "", "HTML report path (default report.html)")
+	fs.StringVar(&logPath, "log", "", "training log (JSONL) for the learning curves of the HTML report")
+	fs.IntVar(&batch, "batch", 64, "flows per forward batch")
+	fs.IntVar(&threads, "threads", 0, "worker threads (0 = all CPUs)")
+	fs.IntVar(&resamples, "resamples", 1000, "bootstrap resamples for the 95 % intervals")
+	fs.Uint64Var(&seed, "seed", 0, "bootstrap seed")
+	return c
+}
+
+// splitByModelClasses maps d's labels onto the model's class names: flows
+// of known classes are returned relabelled, flows of other classes as OOD
+// (nil when none). Unlabelled flows are an error.
+func splitByModelClasses(d *train.Data, classes []string) (id, ood *train.Data, err error) {
+	index := map[string]int{}
+	for i, c := range classes {
+		index[c] = i
+	}
+	remap := make([]int, len(d.Classes))
+	for i, c := range d.Classes {
+		k, ok := index[c]
+		if !ok {
+			k = -1
+		}
+		remap[i] = k
+	}
+	var in, out []int
+	for i, y := range d.Labels {
+		if y < 0 || y >= len(remap) {
+			return nil, nil, fmt.Errorf("eval: %s: flow %d (%s) is unlabelled", d.Path, i, d.Sources[i])
+		}
+		if remap[y] >= 0 {
+			in = append(in, i)
+		} else {
+			out = append(out, i)
+		}
+	}
+	id = d.Subset(in)
+	for i := range id.Labels {
+		id.Labels[i] = remap[id.Labels[i]]
+	}
+	id.Classes = classes
+	if len(out) > 0 {
+		ood = d.Subset(out)
+	}
+	return id, ood, nil
+}
+
+// concatData appends b's flows to a (labels are kept as they are).
+func concatData(a, b *train.Data) *train.Data {
+	all := make([]int, b.N)
+	for i := range all {
+		all[i] = i
+	}
+	s := b.Subset(all)
+	a.Bytes = append(a.Bytes, s.Bytes...)
+	a.Labels = append(a.Labels, s.Labels...)
+	a.Sources = append(a.Sources, s.Sources...)
+	a.Views = append(a.Views, s.Views...)
+	a.N += s.N
+	return a
+}
+
+// loadClassifier loads --model, or the embedded default model when path is "".
+func loadClassifier(path string, batch, threads int) (*train.Loaded, string, error) {
+	if path == "" {
+		l, err := loadDefaultModel(batch, threads)
+		return l, "embedded:" + defaultModelName, err
+	}
+	l, err := train.LoadClassifier(path, batch, threads)
+	return l, path, err
+}
+

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// prepNdpiApp is ../shared/data/ndpi-app as seen from this package's directory.
+const prepNdpiApp = "../../../shared/data/ndpi-app"
+
+func runCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	root := newRootCmd()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		t.Fatalf("netmamba %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String()
+}
+
+func readCSVFile(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return rows
+}
+
+// TestPrepExportU8NdpiTrain is the acceptance check: prep on the ndpi-app
+// train tree, export u8, and compare the index with manifest.csv.
+func TestPrepExportU8NdpiTrain(t *testing.T) {
+	man := readCSVFile(t, filepath.Join(prepNdpiApp, "manifest.csv"))
+	want := map[string]string{} // path as reached from the INPUT argument -> class
+	for _, r := range man[1:] {
+		if r[0] == "train" {
+			want[prepNdpiApp+"/"+r[2]] = r[1]
+		}
+	}
+	if len(want) != 516 {
+		t.Fatalf("manifest has %d train rows, README says 516", len(want))
+	}
+	dir := t.TempDir()
+	ds := filepath.Join(dir, "train.nmds")
+	out := runCLI(t, "prep", "-o", ds, prepNdpiApp+"/train")
+	if !strings.Contains(out, "stored 516 flows in 17 classes") {
+		t.Errorf("prep summary:\n%s", out)
+	}
+	u8, idx := filepath.Join(dir, "train.u8"), filepath.Join(dir, "train.csv")
+	runCLI(t, "dataset", "export", "--format", "u8", "-o", u8, "--index", idx, ds)
+	rows := readCSVFile(t, idx)
+	if strings.Join(rows[0], ",") != "row,file,label" {
+		t.Fatalf("index header %q", rows[0])
+	}
+	rows = rows[1:]
+	if len(rows) != len(want) {
+		t.Errorf("index has %d rows, manifest %d train flows", len(rows), len(want))
+	}
+	raw, err := os.ReadFile(u8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) != 1600*len(rows) {
+		t.Fatalf("u8 file is %d bytes for %d rows", len(raw), len(rows))
+	}
+	seen := map[string]bool{}
+	prev := ""
+	for i, r := range rows {
+		if r[0] != strconv.Itoa(i) {
+			t.Errorf("row %d numbered %q", i, r[0])
+		}
+		cls, ok := want[r[1]]
+		if !ok {
+			t.Errorf("row %d: file %q not a train file of the manifest", i, r[1])
+		} else if r[2] != cls {
+			t.Errorf("row %d: %s labelled %q, manifest says %q", i, r[1], r[2], cls)
+		}
+		if seen[r[1]] {
+			t.Errorf("row %d: %s appears twice (one flow per file)", i, r[1])
+		}
+		seen[r[1]] = true
+		if r[1] < prev {
+			t.Errorf("row %d: %s after %s: not sorted path order", i, r[1], prev)
+		}
+		prev = r[1]
+		// Independent layout check: the row starts at the IP header; IPv4
+		// addresses (bytes 12..19) are zeroed by the default debiasing.
+		row := raw[1600*i : 1600*(i+1)]
+		switch row[0] >> 4 {
+		case 4:
+			if !bytes.Equal(row[12:20], make([]byte, 8)) {
+				t.Errorf("row %d (%s): IPv4 addresses not zeroed: % x", i, r[1], row[12:20])
+			}
+		case 6:
+		default:
+			t.Errorf("row %d (%s): first byte %#x is not an IP header", i, r[1], row[0])
+		}
+	}
+}
+
+func TestPrepSplitInspectAndPNGRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "v.nmds")
+	out := runCLI(t, "prep", "-o", base, "--split", "time", "--seed", "1",
+		"--classes", prepNdpiApp+"/classes.txt", prepNdpiApp+"/valid")
+	for _, s := range []string{"v-train.nmds", "v-valid.nmds", "v-test.nmds"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("prep output does not name %s:\n%s", s, out)
+		}
+	}
+	js := runCLI(t, "inspect", "--json", filepath.Join(dir, "v-train.nmds"))
+	var info struct {
+		Kind      string `json:"kind"`
+		Flows     int    `json:"flows"`
+		Split     string `json:"split"`
+		Integrity string `json:"integrity"`
+		Classes   []struct {
+			Name  string `json:"name"`
+			Flows int    `json:"flows"`
+		} `json:"classes"`
+	}
+	if err := json.Unmarshal([]byte(js), &info); err != nil {
+		t.Fatalf("inspect --json: %v\n%s", err, js)
+	}
+	// valid HTTP has 17 flows: time split puts ⌊0.8·17⌋ = 13 in train.
+	if info.Kind != "dataset" || info.Split != "train" || info.Integrity != "ok" || len(info.Classes) != 17 || info.Classes[8].Name != "HTTP" || info.Classes[8].Flows != 13 {
+		t.Errorf("inspect: %+v", info)
+	}
+	// ImageFolder export of all three splits, then import of the train tree.
+	png := filepath.Join(dir, "png")
+	runCLI(t, "dataset", "export", "--format", "png", "-o", png, base)
+	for _, s := range []string{"train", "valid", "test"} {
+		if _, err := os.Stat(filepath.Join(png, s, "HTTP")); err != nil {
+			t.Errorf("png tree: %v", err)
+		}
+	}
+	back := filepath.Join(dir, "back.nmds")
+	runCLI(t, "dataset", "import", "-o", back, filepath.Join(png, "train"))
+	a, b := filepath.Join(dir, "a.u8"), filepath.Join(dir, "b.u8")
+	runCLI(t, "dataset", "export", "--format", "u8", "-o", a, filepath.Join(dir, "v-train.nmds"))
+	runCLI(t, "dataset", "export", "--format", "u8", "-o", b, back)
+	ab, _ := os.ReadFile(a)
+	bb, _ := os.ReadFile(b)
+	if len(ab) == 0 || !bytes.Equal(ab, bb) {
+		t.Errorf("png round trip changed the bytes (%d vs %d bytes)", len(ab), len(bb))
+	}
+	// A capture: one flow, text report.
+	txt := runCLI(t, "inspect", prepNdpiApp+"/valid/HTTP/"+firstFileIn(t, prepNdpiApp+"/valid/HTTP"))
+	if !strings.Contains(txt, "flows (bidirectional): 1\n") || !strings.Contains(txt, "link types (packets):") {
+		t.Errorf("inspect capture:\n%s", txt)
+	}
+}
+
+func firstFileIn(t *testing.T, dir string) string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	return ents[0].Name()
+}
+
+func TestPrepErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"prep", "-o", dir + "/x", "--filter", "tcp port x", prepNdpiApp + "/valid"}, "offset 9"},
+		{[]string{"prep", "-o", dir + "/x", "--split", "bogus", prepNdpiApp + "/valid"}, "unknown split"},
+		{[]string{"prep", "-o", dir + "/x", dir + "/missing"}, "missing"},
+		{[]string{"dataset", "export", "--format", "u8", "-o", dir + "/y", dir + "/none.nmds"}, "no such file"},
+	} {
+		root := newRootCmd()
+		root.SetOut(&bytes.Buffer{})
+		root.SetErr(&bytes.Buffer{})
+		root.SetArgs(c.args)
+		err := root.Execute()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err = %v, want %q", c.args, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,38 @@
+//go:build amd64 && !purego
+
+package kernels
+
+// AVX-512 versions of the elementwise activations (act_amd64.s), with the
+// same exp as the scan kernel. softplus uses max(v,0) + log1p(e^−|v|) and
+// log1p(w) = 2·atanh(w/(2+w)), which needs no exponent manipulation and
+// reproduces PyTorch's threshold-20 result (above 20 the log1p term is
+// below half an ulp of v).
+
+//go:noescape
+func siluAVX512(n16 int, x, y *float32)
+
+//go:noescape
+func softplusBiasAVX512(n16 int, x, bias, y *float32)
+
+// siluFast handles the first multiple of 16 elements and returns how many.
+func siluFast(x, y []float32) int {
+	n16 := len(x) / 16
+	if !scanHasAVX512 || n16 == 0 {
+		return 0
+	}
+	_ = y[16*n16-1]
+	siluAVX512(n16, &x[0], &y[0])
+	return 16 * n16
+}
+
+// softplusBiasFast handles the first multiple of 16 elements of one row.
+func softplusBiasFast(x, bias, y []float32) int {
+	n16 := len(x) / 16
+	if !scanHasAVX512 || n16 == 0 {
+		return 0
+	}
+	_ = y[16*n16-1]
+	_ = bias[16*n16-1]
+	softplusBiasAVX512(n16, &x[0], &bias[0], &y[0])
+	return 16 * n16
+}

@@ -1,0 +1,32 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+// attnHasAVX512 selects the AVX-512 exp row kernel (attention_amd64.s);
+// set once from the CPU features.
+var attnHasAVX512 = cpu.X86.HasAVX512F
+
+// attnExpRowAVX512 sets row[j] = exp(row[j]·scale − shift) for the first
+// 16·n16 elements (arguments below −87.3 are clamped there, giving
+// ≈1e−38 instead of 0) and stores the 16 lane-wise partial sums in acc.
+//
+//go:noescape
+func attnExpRowAVX512(n16 int, row *float32, scale, shift float32, acc *[16]float32)
+
+// attnExpRowFast handles the first multiple of 16 elements of row on
+// AVX-512 and returns how many it did and their sum.
+func attnExpRowFast(row []float32, scale, shift float32) (int, float32) {
+	n16 := len(row) / 16
+	if !attnHasAVX512 || n16 == 0 {
+		return 0, 0
+	}
+	var acc [16]float32
+	attnExpRowAVX512(n16, &row[0], scale, shift, &acc)
+	var s float32
+	for _, v := range acc {
+		s += v
+	}
+	return 16 * n16, s
+}

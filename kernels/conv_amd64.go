@@ -1,0 +1,33 @@
+//go:build amd64 && !purego
+
+package kernels
+
+// conv4AVX512 is the K = 4 causal conv for rows whose four taps all exist
+// (conv_amd64.s): x points at the first input row of output row 0.
+//
+//go:noescape
+func conv4AVX512(rows int, x *float32, ldx int, wt *float32, ldw int, b *float32, y *float32, ldy int, nbytes int)
+
+// maxConvFastD bounds the tap-major weight copy kept on the stack.
+const maxConvFastD = 2048
+
+// conv4Fast handles output rows 3…L−1 and the first multiple of 16
+// channels with AVX-512 (FMA, so it rounds differently from the Go loop
+// by an ulp) and returns how many channels it did (0: none).
+func conv4Fast(L, D int, x []float32, ldx int, w, b, y []float32, ldy int) int {
+	d16 := D / 16 * 16
+	if !scanHasAVX512 || d16 == 0 || L <= 3 || D > maxConvFastD {
+		return 0
+	}
+	_ = x[(L-1)*ldx+D-1]
+	_ = y[(L-1)*ldy+D-1]
+	var wt [4 * maxConvFastD]float32
+	for d := 0; d < d16; d++ {
+		wt[d] = w[4*d]
+		wt[D+d] = w[4*d+1]
+		wt[2*D+d] = w[4*d+2]
+		wt[3*D+d] = w[4*d+3]
+	}
+	conv4AVX512(L-3, &x[0], ldx, &wt[0], D, &b[0], &y[3*ldy], ldy, 4*d16)
+	return d16
+}

@@ -1,0 +1,27 @@
+//go:build !linux
+
+package live
+
+import (
+	"context"
+	"fmt"
+)
+
+// Capture is a live capture; on this system it cannot be opened.
+type Capture struct{}
+
+// Open reports that live capture is not available on this system.
+func Open(cfg Config) (*Capture, error) {
+	return nil, fmt.Errorf("live: opening %q: %w", cfg.Interface, ErrUnsupported)
+}
+
+// Run is not available on this system.
+func (c *Capture) Run(ctx context.Context, newHandler func(worker int) Handler) error {
+	return ErrUnsupported
+}
+
+// Stats is not available on this system.
+func (c *Capture) Stats() (Stats, error) { return Stats{}, ErrUnsupported }
+
+// Close does nothing on this system.
+func (c *Capture) Close() error { return nil }

@@ -1,0 +1,102 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/netmamba/netmamba/dataset"
+	"github.com/netmamba/netmamba/model"
+	"github.com/netmamba/netmamba/repr"
+)
+
+// Data is a dataset loaded into memory as model inputs.
+type Data struct {
+	Path    string
+	N       int
+	Bytes   []byte  // (N, repr.ViewBytes) raw byte views
+	Labels  []int   // class index per flow; -1 when unlabelled
+	Classes []string
+	Sources []string // source capture per flow
+	Views   []repr.View
+}
+
+// LoadData reads one or more datasets written by `netmamba prep`. When
+// several are given their class maps must agree (or be empty).
+func LoadData(paths ...string) (*Data, error) {
+	d := &Data{}
+	for _, p := range paths {
+		ds, err := dataset.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		cls := ds.Classes()
+		if len(d.Classes) == 0 {
+			d.Classes = cls
+		} else if len(cls) > 0 && !sameStrings(cls, d.Classes) {
+			ds.Close()
+			return nil, fmt.Errorf("train: %s: class map %v differs from %v of %s (build with prep --classes)", p, cls, d.Classes, d.Path)
+		}
+		if d.Path == "" {
+			d.Path = p
+		} else {
+			d.Path += "," + p
+		}
+		var r dataset.Record
+		for i := 0; i < ds.Len(); i++ {
+			if err := ds.ReadRecord(i, &r); err != nil {
+				ds.Close()
+				return nil, fmt.Errorf("train: %s: flow %d: %w", p, i, err)
+			}
+			d.Bytes = append(d.Bytes, r.View.Bytes[:]...)
+			d.Labels = append(d.Labels, r.Label)
+			d.Sources = append(d.Sources, r.Source)
+			d.Views = append(d.Views, r.View)
+			d.N++
+		}
+		ds.Close()
+	}
+	return d, nil
+}
+
+// Subset returns the flows idx of d (sharing nothing with d).
+func (d *Data) Subset(idx []int) *Data {
+	s := &Data{Path: d.Path, Classes: d.Classes}
+	for _, i := range idx {
+		s.Bytes = append(s.Bytes, d.Bytes[i*repr.ViewBytes:(i+1)*repr.ViewBytes]...)
+		s.Labels = append(s.Labels, d.Labels[i])
+		s.Sources = append(s.Sources, d.Sources[i])
+		s.Views = append(s.Views, d.Views[i])
+		s.N++
+	}
+	return s
+}
+
+// ClassCounts returns the number of flows per class (labels ≥ 0).
+func (d *Data) ClassCounts() []int {
+	c := make([]int, len(d.Classes))
+	for _, y := range d.Labels {
+		if y >= 0 && y < len(c) {
+			c[y]++
+		}
+	}
+	return c
+}
+
+// fillBytes writes the normalised byte inputs of flows idx into x
+// (len(idx), byteLength), using the first byteLength bytes of each view.
+func (d *Data) fillBytes(idx []int, byteLength int, x []float32) {
+	for j, i := range idx {
+		model.NormalizeBytes(d.Bytes[i*repr.ViewBytes:i*repr.ViewBytes+byteLength], x[j*byteLength:(j+1)*byteLength])
+	}
+}
+
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,198 @@
+package train
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/netmamba/netmamba/eval"
+)
+
+// FinetuneOptions configure supervised fine-tuning (SPEC §4).
+type FinetuneOptions struct {
+	Schedule
+	RunOptions
+	Loss           string  // "ce" (label-smoothed cross-entropy) or "lda" (LDAM + class-balanced weights + smoothing)
+	LabelSmoothing float64 // 0.1 officially
+	Fraction       float64 // few-shot: keep the first int(N·Fraction) flows of a seed-0 shuffle (0 or 1: all)
+	Select         string  // epoch selection on validation: "macro_f1" (default) or "accuracy" (official)
+}
+
+// DefaultFinetune is the official fine-tuning recipe with the epoch count
+// used by the acceptance runs (30 epochs, 5 warm-up).
+func DefaultFinetune() FinetuneOptions {
+	return FinetuneOptions{
+		Schedule: Schedule{Epochs: 30, WarmupEpochs: 5, Batch: 64, BLR: 2e-3, MinLR: 1e-6,
+			WeightDecay: 0.05, Beta2: 0.999, LayerDecay: 0.75},
+		Loss: "ce", LabelSmoothing: 0.1, Fraction: 1, Select: "macro_f1",
+	}
+}
+
+// FinetuneResult summarises a fine-tuning run.
+type FinetuneResult struct {
+	Steps      int
+	BestEpoch  int     // -1 when there was no validation data (the last epoch is kept)
+	BestScore  float64 // validation score of BestEpoch (Select)
+	TrainFlows int     // after the few-shot fraction
+	Counts     []int   // training flows per class (what LDA used)
+}
+
+// FewShot returns the indices kept by the few-shot fraction r (SPEC §4):
+// a seed-0 shuffle of the whole list, then the first int(n·r).
+func FewShot(n int, r float64) []int {
+	perm := rand.New(rand.NewPCG(0, 0x66657773686f7400)).Perm(n)
+	if r <= 0 || r >= 1 {
+		return perm
+	}
+	return perm[:int(float64(n)*r)]
+}
+
+// NewCriterion builds the loss named by o.Loss for the class counts.
+func NewCriterion(loss string, smoothing float64, counts []int) (Criterion, error) {
+	switch loss {
+	case "", "ce":
+		return &CrossEntropyLoss{Smoothing: smoothing}, nil
+	case "lda":
+		c := make([]int, len(counts))
+		for i, v := range counts {
+			c[i] = max(v, 1) // a class absent from a few-shot subset still gets a (large) margin
+		}
+		return NewLDAM(c, true, smoothing)
+	}
+	return nil, fmt.Errorf("train: unknown loss %q (want ce or lda)", loss)
+}
+
+// Finetune trains net on trainData, picks the epoch with the best
+// validation score (when valid is not nil) and leaves net's parameters at
+// that epoch's weights.
+func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*FinetuneResult, error) {
+	if trainData.N == 0 {
+		return nil, fmt.Errorf("train: the training set is empty")
+	}
+	C := net.NumClasses()
+	for i, y := range trainData.Labels {
+		if y < 0 || y >= C {
+			return nil, fmt.Errorf("train: training flow %d (%s) has label %d outside the model's %d classes", i, trainData.Sources[i], y, C)
+		}
+	}
+	keep := FewShot(trainData.N, o.Fraction)
+	td := trainData.Subset(keep)
+	counts := td.ClassCounts()
+	crit, err := NewCriterion(o.Loss, o.LabelSmoothing, counts)
+	if err != nil {
+		return nil, err
+	}
+	switch o.Select {
+	case "", "macro_f1", "accuracy":
+	default:
+		return nil, fmt.Errorf("train: unknown --select %q (want macro_f1 or accuracy)", o.Select)
+	}
+	opt, err := newOptimizer(net.Params(), o.Schedule, net.Depth(), func(n string, _ int) int { return net.LayerID(n) }, net.NoDecay())
+	if err != nil {
+		return nil, err
+	}
+	batch := min(o.Batch, td.N)
+	logits := make([]float32, batch*C)
+	dlogits := make([]float32, batch*C)
+	labels := make([]int, batch)
+	step := func(idx []int, rng *rand.Rand) (float64, error) {
+		for j, i := range idx {
+			labels[j] = td.Labels[i]
+		}
+		if err := net.ForwardTrain(td, idx, logits, rng); err != nil {
+			return 0, err
+		}
+		loss, err := crit.Loss(logits, labels, len(idx), C, dlogits)
+		if err != nil {
+			return 0, err
+		}
+		return float64(loss), net.Backward(dlogits)
+	}
+	log, err := openTrainLog(o.LogPath, o.Resume)
+	if err != nil {
+		return nil, err
+	}
+	defer log.close()
+	var best map[string][]float32
+	var epochEnd epochEndFunc
+	if valid != nil && valid.N > 0 {
+		best = map[string][]float32{}
+		epochEnd = func(epoch int, pos *position) error {
+			m, vloss, err := Evaluate(net, valid, batch, crit)
+			if err != nil {
+				return fmt.Errorf("train: validation after epoch %d: %w", epoch, err)
+			}
+			score := m.MacroF1
+			if o.Select == "accuracy" {
+				score = m.Accuracy
+			}
+			if err := log.add(eval.TrainRecord{Step: int64(pos.Step), Epoch: float64(epoch + 1),
+				ValLoss: eval.Float(vloss), ValAccuracy: eval.Float(m.Accuracy), ValMacroF1: eval.Float(m.MacroF1)}); err != nil {
+				return err
+			}
+			if score > pos.BestScore {
+				pos.BestScore, pos.BestEpoch = score, epoch
+				for _, p := range net.Params() {
+					best[p.Name] = append(best[p.Name][:0], p.Data...)
+				}
+			}
+			return nil
+		}
+	}
+	cfg := configString(struct {
+		Schedule
+		Loss, Select        string
+		Smoothing, Fraction float64
+		Seed                uint64
+		N, C                int
+	}{o.Schedule, o.Loss, o.Select, o.LabelSmoothing, o.Fraction, o.Seed, td.N, C})
+	pos, err := runLoop(td.N, o.Schedule, o.RunOptions, net.Params(), opt, net.ZeroGrad, step, epochEnd, best, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if best != nil && pos.BestEpoch >= 0 {
+		for _, p := range net.Params() {
+			copy(p.Data, best[p.Name])
+		}
+	}
+	return &FinetuneResult{Steps: pos.Step, BestEpoch: pos.BestEpoch, BestScore: pos.BestScore, TrainFlows: td.N, Counts: counts}, nil
+}
+
+// Predict returns the eval-mode logits (d.N, C) of every flow of d.
+func Predict(net Classifier, d *Data, batch int) ([]float32, error) {
+	C := net.NumClasses()
+	out := make([]float32, d.N*C)
+	idx := make([]int, 0, batch)
+	for s := 0; s < d.N; s += batch {
+		idx = idx[:0]
+		for i := s; i < min(s+batch, d.N); i++ {
+			idx = append(idx, i)
+		}
+		if err := net.Forward(d, idx, out[s*C:(s+len(idx))*C]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Evaluate scores net on d: metrics and the mean loss under crit (nil: no loss).
+func Evaluate(net Classifier, d *Data, batch int, crit Criterion) (*eval.Metrics, float64, error) {
+	C := net.NumClasses()
+	logits, err := Predict(net, d, batch)
+	if err != nil {
+		return nil, 0, err
+	}
+	var loss float64
+	if crit != nil {
+		l, err := crit.Loss(logits, d.Labels, d.N, C, nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		loss = float64(l)
+	}
+	names := d.Classes
+	if len(names) != C {
+		names = nil
+	}
+	m, err := eval.ComputeLogits(d.Labels, logits, C, names)
+	return m, loss, err
+}

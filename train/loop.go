@@ -1,0 +1,287 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/eval"
+)
+
+// Schedule configures the optimiser and the learning-rate schedule shared
+// by pre-training and fine-tuning (SPEC §4).
+type Schedule struct {
+	Epochs       int     // passes over the training data
+	WarmupEpochs float64 // linear warm-up, then half-cosine to MinLR
+	Batch        int     // flows per step (the last incomplete batch of an epoch is dropped, as the official loaders do)
+	BLR          float64 // base lr; the absolute lr is BLR·Batch/256
+	MinLR        float64
+	WeightDecay  float64
+	Beta2        float64 // AdamW β2 (0.999 to fine-tune, 0.95 to pre-train)
+	LayerDecay   float64 // layer-wise lr decay (0.75 to fine-tune; 0 = none)
+	NoDecayBias  bool    // exempt ".bias" parameters from decay (pre-training)
+}
+
+// RunOptions are the run-level settings: seeds, threads, checkpoints, log.
+type RunOptions struct {
+	Seed            uint64
+	Threads         int
+	StatePath       string // resumable state (weights, optimiser, position); "" = none
+	CheckpointEvery int    // steps between state saves (0: at epoch ends only)
+	Resume          bool   // continue from StatePath
+	LogPath         string // JSONL training log ("" = none)
+	// Progress, when set, is called after every step.
+	Progress func(Progress)
+	// StopAfterSteps stops the run (as an interruption would) once this many
+	// steps are done in this process; 0 = never. For tests.
+	StopAfterSteps int
+}
+
+// Progress is reported after every optimiser step.
+type Progress struct {
+	Step, TotalSteps int
+	Epoch            float64
+	Loss             float64 // this step's loss
+	LR               float64
+	FlowsPerSec      float64 // since the start of this process
+	Elapsed          time.Duration
+}
+
+// ErrStopped is returned when RunOptions.StopAfterSteps ends a run early.
+var ErrStopped = fmt.Errorf("train: stopped after the requested number of steps")
+
+// position is where a run stands: the next step to take.
+type position struct {
+	Step      int     `json:"step"`       // steps done
+	Epoch     int     `json:"epoch"`      // current epoch
+	Iter      int     `json:"iter"`       // next iteration within Epoch
+	BestScore float64 `json:"best_score"` // best validation score so far (fine-tune; scores are in [0, 1], -1 = none)
+	BestEpoch int     `json:"best_epoch"` // its epoch (-1: none)
+	Config    string  `json:"config"`     // the run's configuration, to refuse resuming a different run
+}
+
+// epochPerm is the shuffled order of epoch e: a pure function of the seed
+// and the epoch, so a resumed run sees the same batches.
+func epochPerm(n int, seed uint64, epoch int) []int {
+	r := rand.New(rand.NewPCG(seed, 0x7065726d00000000|uint64(epoch)))
+	return r.Perm(n)
+}
+
+// stepRand is the generator of step s's stochastic draws (drop-path, masks).
+func stepRand(seed uint64, step int) *rand.Rand {
+	return rand.New(rand.NewPCG(seed^0x9e3779b97f4a7c15, uint64(step)))
+}
+
+// newOptimizer builds AdamW over params with the schedule's groups.
+func newOptimizer(params []*Param, s Schedule, depth int, layerID func(string, int) int, noDecay []string) (*AdamW, error) {
+	groups := BuildGroups(params, GroupConfig{
+		WeightDecay: s.WeightDecay,
+		NoDecay:     noDecay,
+		NoDecayBias: s.NoDecayBias,
+		LayerDecay:  s.LayerDecay,
+		Depth:       depth,
+		LayerID:     layerID,
+	})
+	cfg := DefaultAdamWConfig()
+	if s.Beta2 > 0 {
+		cfg.Beta2 = s.Beta2
+	}
+	return NewAdamW(groups, cfg)
+}
+
+// saveState writes the resumable state: parameters ("param.*"), optimiser
+// ("optim.*"), best weights ("best.*", optional) and the position.
+func saveState(path string, params []*Param, opt *AdamW, best map[string][]float32, pos position) error {
+	f := &checkpoint.File{Tensors: map[string]*checkpoint.Tensor{}, Metadata: map[string]string{}}
+	for _, p := range params {
+		f.Tensors["param."+p.Name] = &checkpoint.Tensor{DType: "F32", Shape: p.Shape, F32: p.Data}
+		if b := best[p.Name]; b != nil {
+			f.Tensors["best."+p.Name] = &checkpoint.Tensor{DType: "F32", Shape: p.Shape, F32: b}
+		}
+	}
+	for k, t := range opt.State() {
+		f.Tensors["optim."+k] = t
+	}
+	b, err := json.Marshal(pos)
+	if err != nil {
+		return err
+	}
+	f.Metadata["netmamba.train.position"] = string(b)
+	if err := checkpoint.WriteSafetensors(path, f, checkpoint.WriteOptions{}); err != nil {
+		return fmt.Errorf("train: saving state: %w", err)
+	}
+	return nil
+}
+
+// loadState restores what saveState wrote into params, opt and best.
+func loadState(path string, params []*Param, opt *AdamW, best map[string][]float32, config string) (position, error) {
+	var pos position
+	f, err := checkpoint.ReadSafetensors(path)
+	if err != nil {
+		return pos, fmt.Errorf("train: resume: %w", err)
+	}
+	if err := json.Unmarshal([]byte(f.Metadata["netmamba.train.position"]), &pos); err != nil {
+		return pos, fmt.Errorf("train: resume: %s has no training position: %w", path, err)
+	}
+	if pos.Config != config {
+		return pos, fmt.Errorf("train: resume: %s was written by a run with other settings:\n  saved: %s\n  now:   %s", path, pos.Config, config)
+	}
+	for _, p := range params {
+		t := f.Tensors["param."+p.Name]
+		if t == nil || len(t.F32) != len(p.Data) {
+			return pos, fmt.Errorf("train: resume: %s: parameter %s missing or mis-shaped", path, p.Name)
+		}
+		copy(p.Data, t.F32)
+		if bt := f.Tensors["best."+p.Name]; bt != nil && best != nil {
+			best[p.Name] = append([]float32(nil), bt.F32...)
+		}
+	}
+	st := map[string]*checkpoint.Tensor{}
+	for k, t := range f.Tensors {
+		if len(k) > 6 && k[:6] == "optim." {
+			st[k[6:]] = t
+		}
+	}
+	if err := opt.LoadState(st); err != nil {
+		return pos, fmt.Errorf("train: resume: %s: %w", path, err)
+	}
+	return pos, nil
+}
+
+// trainLog appends JSONL records to a file (nil-safe).
+type trainLog struct{ f *os.File }
+
+func openTrainLog(path string, resume bool) (*trainLog, error) {
+	if path == "" {
+		return &trainLog{}, nil
+	}
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if resume {
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("train: log: %w", err)
+	}
+	return &trainLog{f: f}, nil
+}
+
+func (l *trainLog) add(rec eval.TrainRecord) error {
+	if l.f == nil {
+		return nil
+	}
+	rec.Time = time.Now().UTC().Format(time.RFC3339)
+	return eval.AppendTrainRecord(l.f, rec)
+}
+
+func (l *trainLog) close() error {
+	if l.f == nil {
+		return nil
+	}
+	return l.f.Close()
+}
+
+// stepFunc runs one optimiser step's forward and backward on flows idx and
+// returns the loss.
+type stepFunc func(idx []int, rng *rand.Rand) (float64, error)
+
+// epochEndFunc runs after each epoch (validation); it may update pos.
+type epochEndFunc func(epoch int, pos *position) error
+
+// runLoop is the loop shared by pre-training and fine-tuning.
+func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero func(), step stepFunc,
+	epochEnd epochEndFunc, best map[string][]float32, config string, log *trainLog) (position, error) {
+	batch := min(s.Batch, n)
+	if batch <= 0 {
+		return position{}, fmt.Errorf("train: no training flows")
+	}
+	ipe := n / batch // drop_last
+	total := ipe * s.Epochs
+	sched := CosineSchedule{LR: AbsoluteLR(s.BLR, batch), MinLR: s.MinLR, WarmupEpochs: s.WarmupEpochs, Epochs: float64(s.Epochs)}
+	if err := sched.Validate(); err != nil {
+		return position{}, err
+	}
+	pos := position{BestEpoch: -1, BestScore: -1, Config: config}
+	if ro.Resume {
+		p, err := loadState(ro.StatePath, params, opt, best, config)
+		if err != nil {
+			return pos, err
+		}
+		pos = p
+	}
+	start, done := time.Now(), 0
+	var lossSum float64
+	var lossN int
+	for pos.Epoch < s.Epochs {
+		perm := epochPerm(n, ro.Seed, pos.Epoch)
+		for pos.Iter < ipe {
+			if ro.StopAfterSteps > 0 && done >= ro.StopAfterSteps {
+				return pos, ErrStopped
+			}
+			ep := FractionalEpoch(pos.Epoch, pos.Iter, ipe)
+			lr := sched.At(ep)
+			idx := perm[pos.Iter*batch : (pos.Iter+1)*batch]
+			zero()
+			loss, err := step(idx, stepRand(ro.Seed, pos.Step))
+			if err != nil {
+				return pos, fmt.Errorf("train: step %d: %w", pos.Step, err)
+			}
+			if math.IsNaN(loss) || math.IsInf(loss, 0) {
+				return pos, fmt.Errorf("train: step %d: loss is %g", pos.Step, loss)
+			}
+			opt.Step(lr)
+			pos.Step++
+			pos.Iter++
+			done++
+			lossSum += loss
+			lossN++
+			if ro.Progress != nil {
+				el := time.Since(start)
+				ro.Progress(Progress{Step: pos.Step, TotalSteps: total, Epoch: ep, Loss: loss, LR: lr,
+					FlowsPerSec: float64(done*batch) / el.Seconds(), Elapsed: el})
+			}
+			if lossN > 0 && (pos.Iter == ipe || pos.Step%10 == 0) {
+				if err := log.add(eval.TrainRecord{Step: int64(pos.Step), Epoch: FractionalEpoch(pos.Epoch, pos.Iter, ipe),
+					LR: eval.Float(lr), Loss: eval.Float(lossSum / float64(lossN))}); err != nil {
+					return pos, err
+				}
+				lossSum, lossN = 0, 0
+			}
+			if ro.StatePath != "" && ro.CheckpointEvery > 0 && pos.Step%ro.CheckpointEvery == 0 && pos.Iter < ipe {
+				if err := saveState(ro.StatePath, params, opt, best, pos); err != nil {
+					return pos, err
+				}
+			}
+		}
+		if epochEnd != nil {
+			if err := epochEnd(pos.Epoch, &pos); err != nil {
+				return pos, err
+			}
+		}
+		pos.Epoch++
+		pos.Iter = 0
+		if ro.StatePath != "" {
+			if err := saveState(ro.StatePath, params, opt, best, pos); err != nil {
+				return pos, err
+			}
+		}
+	}
+	return pos, nil
+}
+
+// configString renders a run configuration for the resume check.
+func configString(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("train: run configuration is not serialisable: %v", err))
+	}
+	return string(b)
+}
+
+// itoa is strconv.Itoa, for metadata values.
+func itoa(i int) string { return strconv.Itoa(i) }

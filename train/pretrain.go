@@ -1,0 +1,95 @@
+package train
+
+import (
+	"fmt"
+	"math/rand/v2"
+)
+
+// PretrainOptions configure self-supervised pre-training (SPEC §4).
+type PretrainOptions struct {
+	Schedule
+	RunOptions
+	// Steps is the minimum number of optimiser steps; the run takes whole
+	// epochs, so it does ceil(Steps / steps-per-epoch) epochs (as the
+	// official loop). 0 keeps Schedule.Epochs.
+	Steps int
+	// WarmupFraction sets the warm-up as a fraction of the epochs when
+	// Schedule.WarmupEpochs is 0 (default 0.05).
+	WarmupFraction float64
+}
+
+// DefaultPretrain is the official MAE recipe: AdamW β (0.9, 0.95), weight
+// decay 0.05 on everything but 1-D tensors and biases, lr = 1e-3·batch/256,
+// batch 128, warm-up then per-iteration half-cosine to 0, drop-path 0.1.
+func DefaultPretrain() PretrainOptions {
+	return PretrainOptions{
+		Schedule:       Schedule{Epochs: 1, Batch: 128, BLR: 1e-3, MinLR: 0, WeightDecay: 0.05, Beta2: 0.95, NoDecayBias: true},
+		WarmupFraction: 0.05,
+	}
+}
+
+// PretrainResult summarises a pre-training run.
+type PretrainResult struct {
+	Steps, Epochs int
+	FinalLoss     float64 // mean loss of the last epoch
+}
+
+// Pretrain trains p on the flows of d (labels are ignored).
+func Pretrain(p Pretrainer, d *Data, o PretrainOptions) (*PretrainResult, error) {
+	if d.N == 0 {
+		return nil, fmt.Errorf("train: the pre-training set is empty")
+	}
+	batch := min(o.Batch, d.N)
+	ipe := d.N / batch
+	if o.Steps > 0 {
+		o.Epochs = (o.Steps + ipe - 1) / ipe
+	}
+	if o.Epochs <= 0 {
+		return nil, fmt.Errorf("train: pre-training needs --steps or --epochs > 0")
+	}
+	if o.WarmupEpochs == 0 {
+		f := o.WarmupFraction
+		if f == 0 {
+			f = 0.05
+		}
+		o.WarmupEpochs = f * float64(o.Epochs)
+	}
+	opt, err := newOptimizer(p.Params(), o.Schedule, 0, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	var epochLoss float64
+	var epochN int
+	step := func(idx []int, rng *rand.Rand) (float64, error) {
+		loss, err := p.Loss(d, idx, rng)
+		if err != nil {
+			return 0, err
+		}
+		epochLoss += float64(loss)
+		epochN++
+		return float64(loss), p.Backward()
+	}
+	var last float64
+	epochEnd := func(epoch int, pos *position) error {
+		if epochN > 0 {
+			last = epochLoss / float64(epochN)
+		}
+		epochLoss, epochN = 0, 0
+		return nil
+	}
+	log, err := openTrainLog(o.LogPath, o.Resume)
+	if err != nil {
+		return nil, err
+	}
+	defer log.close()
+	cfg := configString(struct {
+		Schedule
+		Seed uint64
+		N    int
+	}{o.Schedule, o.Seed, d.N})
+	pos, err := runLoop(d.N, o.Schedule, o.RunOptions, p.Params(), opt, p.ZeroGrad, step, epochEnd, nil, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return &PretrainResult{Steps: pos.Step, Epochs: o.Epochs, FinalLoss: last}, nil
+}
