@@ -140,3 +140,36 @@ func TestTruncatedFileWarning(t *testing.T) {
 		t.Errorf("not a capture: %v", err)
 	}
 }
+
+// TestCaptureAllocs: in steady state a whole pass over ndpi-trace.pcapng
+// (95,913 packets, 7,278 flows) allocates a bounded handful of times, i.e.
+// the per-packet path (read, decode, flow table, byte view) is allocation-free.
+func TestCaptureAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reads the 34 MB trace several times")
+	}
+	data, err := os.ReadFile(filepath.Join(sharedDir(t), "data", "ndpi-trace.pcapng"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := New(Options{Bidirectional: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	pass := func() {
+		r, err := capture.NewBytesReader(data, "trace")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ex.Capture(r, &rep, func(*Flow) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass() // grow the flow table once
+	allocs := testing.AllocsPerRun(2, pass)
+	if allocs > 100 {
+		t.Errorf("%.0f allocations per pass over 95,913 packets", allocs)
+	}
+	t.Logf("%.0f allocations per pass", allocs)
+}

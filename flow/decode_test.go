@@ -198,3 +198,18 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecode decodes the hand-built frames (every link type).
+func BenchmarkDecode(b *testing.B) {
+	cases := decodeCases()
+	var p Packet
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		for i := range cases {
+			Decode(cases[i].link, cases[i].frame, &p)
+		}
+		n += len(cases)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "packets/s")
+}

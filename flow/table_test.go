@@ -123,3 +123,28 @@ func TestTableReady(t *testing.T) {
 		t.Errorf("ready callbacks %v", ready)
 	}
 }
+
+// BenchmarkTableAdd feeds 64 interleaved bidirectional flows.
+func BenchmarkTableAdd(b *testing.B) {
+	var pkts []Packet
+	for i := range 64 {
+		for _, fr := range [][]byte{
+			ipv4(6, a4, b4, 1, 0, tcp(uint16(1000+i), 443, "x")),
+			ipv4(6, b4, a4, 1, 0, tcp(443, uint16(1000+i), "y")),
+		} {
+			var p Packet
+			Decode(capture.LinkRaw, fr, &p)
+			pkts = append(pkts, p)
+		}
+	}
+	tab := NewTable(Config{Bidirectional: true}, Handlers[[64]byte]{})
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		for i := range pkts {
+			tab.Add(&pkts[i], int64(n), 60)
+			n++
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "packets/s")
+}

@@ -229,3 +229,23 @@ func TestAttnExpRow(t *testing.T) {
 		t.Fatalf("sum %g, want %g", sum, want64)
 	}
 }
+
+// TestAttentionZeroAlloc: after the first call (GEMM packing scratch
+// sized), forward and backward allocate nothing.
+func TestAttentionZeroAlloc(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	L, H, dh := 100, 2, 8
+	ld := H * dh
+	q, k, v := attnRandSlice(r, L*ld, 1), attnRandSlice(r, L*ld, 1), attnRandSlice(r, L*ld, 1)
+	ctx, lse := make([]float32, L*ld), make([]float32, H*L)
+	dq, dk, dv, dctx := make([]float32, L*ld), make([]float32, L*ld), make([]float32, L*ld), attnRandSlice(r, L*ld, 1)
+	sc := NewAttentionScratch()
+	step := func() {
+		AttentionForward(ctx, ld, lse, q, k, v, ld, L, H, dh, 0.3, sc)
+		AttentionBackward(dq, dk, dv, dctx, ctx, ld, lse, q, k, v, ld, L, H, dh, 0.3, sc)
+	}
+	step()
+	if n := testing.AllocsPerRun(3, step); n != 0 {
+		t.Fatalf("%g allocations per forward+backward", n)
+	}
+}

@@ -12,8 +12,9 @@ func conv4AVX512(rows int, x *float32, ldx int, wt *float32, ldw int, b *float32
 const maxConvFastD = 2048
 
 // conv4Fast handles output rows 3…L−1 and the first multiple of 16
-// channels with AVX-512 (FMA, so it rounds differently from the Go loop
-// by an ulp) and returns how many channels it did (0: none).
+// channels with AVX-512 and returns how many channels it did (0: none).
+// It multiplies and adds separately (no FMA) in the Go loop's order, so
+// its results are bit-identical to the Go loop and to CausalConv1dStep.
 func conv4Fast(L, D int, x []float32, ldx int, w, b, y []float32, ldy int) int {
 	d16 := D / 16 * 16
 	if !scanHasAVX512 || d16 == 0 || L <= 3 || D > maxConvFastD {

@@ -66,7 +66,7 @@ func GeGLUForward(out, u []float32, rows, hidden int) {
 		ur := u[r*2*hidden : (r+1)*2*hidden]
 		val, gate := ur[:hidden], ur[hidden:]
 		or := out[r*hidden : (r+1)*hidden]
-		for j := range or {
+		for j := gelugluFwdFast(val, gate, or); j < hidden; j++ {
 			or[j] = val[j] * GELU(gate[j])
 		}
 	}
@@ -81,7 +81,8 @@ func GeGLUBackward(du, dout, u []float32, rows, hidden int) {
 		val, gate := ur[:hidden], ur[hidden:]
 		dval, dgate := dur[:hidden], dur[hidden:]
 		dor := dout[r*hidden : (r+1)*hidden]
-		for j, g := range dor {
+		for j := gelugluBwdFast(val, gate, dor, dval, dgate); j < hidden; j++ {
+			g := dor[j]
 			y, dy := geluGrad(gate[j])
 			dval[j] = g * y
 			dgate[j] = g * val[j] * dy

@@ -47,8 +47,13 @@ func TestGeluErfAccuracy(t *testing.T) {
 }
 
 func TestGeGLUForwardBackward(t *testing.T) {
+	for _, hidden := range []int{10, 37} { // 37: two 16-lane vector blocks and a tail
+		testGeGLU(t, 3, hidden)
+	}
+}
+
+func testGeGLU(t *testing.T, rows, hidden int) {
 	r := rand.New(rand.NewPCG(7, 8))
-	rows, hidden := 3, 10
 	u := attnRandSlice(r, rows*2*hidden, 1.5)
 	out := make([]float32, rows*hidden)
 	GeGLUForward(out, u, rows, hidden)

@@ -85,3 +85,36 @@ func BenchmarkGemmParallel2(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGemmMicroKernel times each micro-kernel alone on cache-resident
+// panels (k = 256): the ceiling the blocked GEMM can approach.
+func BenchmarkGemmMicroKernel(b *testing.B) {
+	for _, g := range gemmKernels() {
+		b.Run(g.name, func(b *testing.B) {
+			const k = 256
+			a := make([]float32, g.mr*k)
+			bp := make([]float32, g.nr*k)
+			c := make([]float32, g.mr*g.nr)
+			for b.Loop() {
+				g.fn(k, a, 1, g.mr, bp, c, g.nr, true)
+			}
+			b.ReportMetric(2*float64(g.mr*g.nr*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+// BenchmarkGemmPackBTrans times packing op(B) = Wᵀ for in_proj
+// (W 1024×256), the per-call cost that PackB removes.
+func BenchmarkGemmPackBTrans(b *testing.B) {
+	for _, g := range gemmKernels() {
+		b.Run(g.name, func(b *testing.B) {
+			k, n := 256, 1024
+			w := make([]float32, n*k)
+			dst := make([]float32, k*g.packedBWidth(n))
+			for b.Loop() {
+				gemmPackB(g, dst, true, w, k, 0, k, 0, n)
+			}
+			b.ReportMetric(float64(k*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+		})
+	}
+}

@@ -272,7 +272,7 @@ type gemmShape struct {
 
 // gemmModelShapes are NetMamba's GEMMs at 401 tokens (d_model 256,
 // d_inner 512, d_state 16, dt_rank 16): forward Y = X·Wᵀ, backward
-// dX = dY·W and dW += dYᵀ·X.
+// dX = dY·W and dW += dYᵀ·X (named by the forward layer, in×out).
 var gemmModelShapes = []gemmShape{
 	{"in_proj_fwd_256x1024", false, true, 401, 1024, 256, 0},
 	{"out_proj_fwd_512x256", false, true, 401, 256, 512, 0},
@@ -284,6 +284,8 @@ var gemmModelShapes = []gemmShape{
 	{"in_proj_dW_1024x256", true, false, 1024, 256, 401, 1},
 	{"out_proj_dW_256x512", true, false, 256, 512, 401, 1},
 	{"x_proj_dW_48x512", true, false, 48, 512, 401, 1},
+	{"dt_proj_dX_512x16", false, false, 401, 16, 512, 0},
+	{"dt_proj_dW_512x16", true, false, 512, 16, 401, 1},
 }
 
 // TestGemmPackedModelShapes checks the public PackB/GemmPacked on the

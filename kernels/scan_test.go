@@ -436,8 +436,8 @@ func TestCausalConv1dWide(t *testing.T) {
 			if e := math.Abs(float64(y[tk*D+d]) - want); e > 1e-6 {
 				t.Fatalf("t=%d d=%d: conv %g, float64 %g", tk, d, y[tk*D+d], want)
 			}
-			if e := math.Abs(float64(ys[d] - y[tk*D+d])); e > 1e-6 {
-				t.Fatalf("t=%d d=%d: step %g, conv %g", tk, d, ys[d], y[tk*D+d])
+			if ys[d] != y[tk*D+d] {
+				t.Fatalf("t=%d d=%d: step %g, conv %g (must be bit-identical)", tk, d, ys[d], y[tk*D+d])
 			}
 		}
 	}

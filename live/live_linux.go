@@ -33,10 +33,12 @@ type Capture struct {
 	rings   []*ring
 	wake    int // eventfd that interrupts the workers' poll
 
-	mu    sync.Mutex // guards stats and closed
-	stats Stats
-	once  sync.Once
-	close error
+	mu       sync.Mutex // guards stats, closing, the descriptors and closeErr
+	closing  bool
+	running  sync.WaitGroup // Run calls in progress
+	stats    Stats
+	once     sync.Once
+	closeErr error
 }
 
 // htons converts a protocol number to network byte order.
@@ -172,12 +174,15 @@ func (r *ring) close() error {
 func (c *Capture) Run(ctx context.Context, newHandler func(worker int) Handler) error {
 	c.mu.Lock()
 	wake := c.wake
-	c.mu.Unlock()
-	if wake < 0 {
+	if c.closing || wake < 0 {
+		c.mu.Unlock()
 		return fmt.Errorf("live: %s: Run after Close", c.cfg.Interface)
 	}
+	c.running.Add(1)
+	defer c.running.Done()
 	var buf [8]byte
 	_, _ = unix.Read(wake, buf[:]) // clear a wake-up left by an earlier Run
+	c.mu.Unlock()
 	stop, watched := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(watched)
@@ -247,6 +252,9 @@ func (r *ring) loop(ctx context.Context, wake int, h Handler) error {
 			if pfd[1].Revents != 0 {
 				return nil
 			}
+			if pfd[0].Revents&unix.POLLNVAL != 0 {
+				return errors.New("poll: socket closed")
+			}
 			if pfd[0].Revents&unix.POLLERR != 0 {
 				// Pending socket errors (e.g. the interface went down).
 				if serr, _ := unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR); serr != 0 {
@@ -312,10 +320,18 @@ func (c *Capture) Stats() (Stats, error) {
 	return c.stats, nil
 }
 
-// Close releases the sockets and rings (leaving promiscuous mode). Call it
-// after Run has returned.
+// Close stops a Run in progress (waiting for it to return), then releases
+// the sockets and rings, leaving promiscuous mode.
 func (c *Capture) Close() error {
 	c.once.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		wake := c.wake
+		c.mu.Unlock()
+		if wake >= 0 {
+			wakeAll(wake)
+		}
+		c.running.Wait()
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		var errs []error
@@ -326,7 +342,7 @@ func (c *Capture) Close() error {
 			errs = append(errs, unix.Close(c.wake))
 			c.wake = -1
 		}
-		c.close = errors.Join(errs...)
+		c.closeErr = errors.Join(errs...)
 	})
-	return c.close
+	return c.closeErr
 }

@@ -3,10 +3,12 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/model/arch"
 	"github.com/netmamba/netmamba/model/multimodal"
 )
@@ -422,5 +424,34 @@ func TestFuse3PretrainToClassifier(t *testing.T) {
 	b.Sizes[3] = 1503
 	if _, err := m.ForwardPretrain(b, tinyNoise(m, 2, 1), ws, TrainOptions{}); err == nil {
 		t.Error("size id 1503 accepted")
+	}
+}
+
+// TestFuse3PretrainCheckpoint saves a signed-size pre-training model
+// without netmamba metadata and reloads it: the architecture (task,
+// decoder, sequence length) is inferred from the tensors, the signed size
+// vocabulary from size_decoder_pred, and every value survives.
+func TestFuse3PretrainCheckpoint(t *testing.T) {
+	cfg := arch.Config{Arch: ArchFuse3, Task: "pretrain", EmbedDim: 8, Depth: 2, DState: 4, ByteLength: 32, Stride: 4,
+		SeqLen: 20, DecoderEmbedDim: 8, DecoderDepth: 1}
+	m, err := NewFuse3Random(cfg, Fuse3Options{SignedSizes: true}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "pre.safetensors")
+	if err := checkpoint.WriteSafetensors(path, &checkpoint.File{Tensors: m.Tensors()}, checkpoint.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := LoadFuse3(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Cfg.Task != "pretrain" || got.Cfg.DecoderDepth != 1 || got.Cfg.SeqLen != 20 || got.Cfg.ByteLength != 32 || !got.Opt.SignedSizes || got.Opt.MaskID() != 3002 {
+		t.Fatalf("reloaded config %+v, options %+v", got.Cfg, got.Opt)
+	}
+	for i, v := range m.P.Flat() {
+		if got.P.Flat()[i] != v {
+			t.Fatalf("value %d changed", i)
+		}
 	}
 }

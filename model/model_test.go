@@ -22,7 +22,7 @@ func randomInput(rng *rand.Rand, B, n int) []float32 {
 
 // stepAgainstParallel feeds flow 0 of x token by token and compares every
 // per-layer output and the logits with the parallel training forward.
-func stepAgainstParallel(t *testing.T, m *Model, x []float32) {
+func stepAgainstParallel(t *testing.T, m *Model, x []float32, packed bool) {
 	t.Helper()
 	C, E, L, S := m.Cfg.NumClasses, m.Cfg.EmbedDim, m.Tokens+1, m.Cfg.Stride
 	ws := m.NewWorkspace(1, 1, true)
@@ -32,6 +32,9 @@ func stepAgainstParallel(t *testing.T, m *Model, x []float32) {
 	}
 	a := ws.flows[0].enc
 	st := m.NewStream()
+	if packed {
+		st = m.NewStreamPacked(m.PackWeights())
+	}
 	var maxd float64
 	cmp := func(what string, got, want []float32) {
 		for i := range want {
@@ -71,13 +74,14 @@ func TestStepEqualsForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	stepAgainstParallel(t, m, randomInput(rng, 1, 1600))
+	stepAgainstParallel(t, m, randomInput(rng, 1, 1600), false)
+	stepAgainstParallel(t, m, randomInput(rng, 1, 1600), true)
 	// A different shape: 400 bytes, width 24, depth 3, 5 classes.
 	m2, err := NewRandom(arch.Config{ByteLength: 400, EmbedDim: 24, Depth: 3, NumClasses: 5}, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stepAgainstParallel(t, m2, randomInput(rng, 1, 400))
+	stepAgainstParallel(t, m2, randomInput(rng, 1, 400), true)
 }
 
 // TestGradientFiniteDifference checks the classifier's analytic gradients
@@ -327,7 +331,7 @@ func BenchmarkStreamStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st := m.NewStream()
+	st := m.NewStreamPacked(m.PackWeights())
 	x := randomInput(rand.New(rand.NewPCG(1, 1)), 1, 1600)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -339,4 +343,44 @@ func BenchmarkStreamStep(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "µs/token")
+}
+
+// TestDropPathDraws checks the per-flow drop-path scales: layer i of a
+// depth-4 stack is dropped with probability linspace(0, 0.3, 4)[i] and
+// kept with scale 1/(1−p); layer 0 is never dropped.
+func TestDropPathDraws(t *testing.T) {
+	m, err := New(arch.Config{ByteLength: 16, EmbedDim: 8, Depth: 4, DState: 4, NumClasses: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := m.NewWorkspace(50, 1, true)
+	rng := rand.New(rand.NewPCG(4, 4))
+	drops := make([]int, 4)
+	n := 0
+	for it := 0; it < 200; it++ {
+		if _, err := ws.drawTrain(4, 50, TrainOptions{DropPath: 0.3, Rand: rng}); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range ws.flows {
+			for l, s := range f.encScale {
+				p := 0.1 * float64(l)
+				switch {
+				case s == 0:
+					drops[l]++
+				case math.Abs(float64(s)-1/(1-p)) > 1e-6:
+					t.Fatalf("layer %d kept with scale %g, want %g", l, s, 1/(1-p))
+				}
+			}
+			n++
+		}
+	}
+	for l, d := range drops {
+		got, want := float64(d)/float64(n), 0.1*float64(l)
+		if math.Abs(got-want) > 0.02 {
+			t.Errorf("layer %d dropped in %.3f of flows, want %.2f", l, got, want)
+		}
+	}
+	if _, err := ws.drawTrain(4, 50, TrainOptions{DropPath: 0.1}); err == nil {
+		t.Error("drop-path without a Rand accepted")
+	}
 }

@@ -11,8 +11,8 @@ import (
 	"strings"
 )
 
-// words is the vocabulary of generated page text.
-var words = strings.Fields(`network traffic flow packet model state space mamba
+// vocabulary is the word list of generated page text.
+const vocabulary = (`network traffic flow packet model state space mamba
 	byte sequence classifier search result news weather video music image account
 	settings privacy help about contact download update release notes server cloud
 	storage share folder message call meeting chat channel team calendar document`)
@@ -20,6 +20,7 @@ var words = strings.Fields(`network traffic flow packet model state space mamba
 // textBody returns about n bytes of HTML (or plain text when !html) made of
 // seeded words.
 func textBody(r *detRand, title string, n int, html bool) []byte {
+	words := strings.Fields(vocabulary)
 	var sb strings.Builder
 	if html {
 		sb.WriteString("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + title +

@@ -3,6 +3,7 @@
 package samplegen_test
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -80,4 +81,12 @@ func TestPipelineReadsSample(t *testing.T) {
 		t.Errorf("with Clean: %d flows, want %d (%d DNS/mDNS/NetBIOS flows dropped)", rep.Flows, len(sum.Flows)-cleaned, cleaned)
 	}
 	t.Logf("pipeline read %d packets into %d bidirectional / %d unidirectional flows", sum.Packets, got, uni)
+}
+
+// addrPort formats a flow.Key address the way netip.AddrPort does.
+func addrPort(ip [16]byte, port uint16, version uint8) string {
+	if version == 4 {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip[:4])), port).String()
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16(ip), port).String()
 }

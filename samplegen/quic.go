@@ -20,7 +20,7 @@ import (
 // handshake in correctly protected Initial, Handshake and 1-RTT packets.
 
 // quicInitialSalt is the RFC 9001 v1 initial salt.
-var quicInitialSalt = []byte{0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a}
+const quicInitialSalt = "\x38\x76\x2c\xf7\xf5\x59\x34\xb3\x4d\x17\x9a\xe6\xa4\xc8\x0c\xad\xcc\xbb\x7f\x0a"
 
 // quicVarint appends v in QUIC's variable-length integer encoding.
 func quicVarint(b []byte, v uint64) []byte {
@@ -94,7 +94,7 @@ func newQUICKeys(suite uint16, secret []byte) (*quicKeys, error) {
 // initialKeys derives the client and server Initial keys from the
 // client's first destination connection ID.
 func initialKeys(dcid []byte) (client, server *quicKeys, err error) {
-	prk, err := hkdf.Extract(sha256.New, dcid, quicInitialSalt)
+	prk, err := hkdf.Extract(sha256.New, dcid, []byte(quicInitialSalt))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -5,12 +5,18 @@
 // UDP headers, checksums, sequence and acknowledgement numbers, three-way
 // handshakes, MSS segmentation, delayed ACKs and FIN teardown.
 //
-// The output depends only on Options: for a seed it is byte-identical from
-// run to run, provided the process runs with GODEBUG cryptocustomrand=1
-// (the netmamba binary and this package's tests set it with //go:debug).
-// Without it, Go 1.26's crypto ignores tls.Config.Rand for key exchange, so
-// TLS key shares and ciphertexts differ between runs while everything else
-// (sizes, timing, headers, flows) stays the same.
+// Timestamps come from per-endpoint virtual clocks that advance only with
+// causality (a side's clock moves to the arrival time of the data it reads,
+// plus seeded think time), never with goroutine scheduling, so the output
+// depends only on Options: for a seed it is byte-identical from run to run
+// (and for any GOMAXPROCS), provided the process runs with GODEBUG
+// cryptocustomrand=1 (the netmamba binary and this package's tests set it
+// with //go:debug). Without it, Go 1.26's crypto ignores tls.Config.Rand
+// for key exchange, so TLS key shares and ciphertexts differ between runs
+// while everything else (sizes, timing, headers, flows) stays the same.
+// Across machines the bytes are the same for the same Go version and AES
+// support: crypto/tls prefers ChaCha20-Poly1305 on CPUs without AES
+// instructions, and the QUIC flow (AES-GCM only) is then left out.
 package samplegen
 
 import (

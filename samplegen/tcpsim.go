@@ -190,8 +190,11 @@ func (c *simConn) Close() error {
 // simAddr is the net.Addr of a simulated endpoint.
 type simAddr string
 
+// Network returns "tcp".
 func (a simAddr) Network() string { return "tcp" }
-func (a simAddr) String() string  { return string(a) }
+
+// String returns the endpoint's role.
+func (a simAddr) String() string { return string(a) }
 
 // LocalAddr returns a placeholder address.
 func (c *simConn) LocalAddr() net.Addr { return simAddr([]string{"client", "server"}[c.side]) }

@@ -11,6 +11,7 @@ func newBenchCmd() *cobra.Command {
 	c.AddCommand(
 		newBenchModelCmd(),
 		newBenchPrepCmd(),
+		newBenchClassifyCmd(),
 	// bench subcommands are added here, one constructor per file
 	)
 	return c

@@ -229,9 +229,9 @@ func StrideEmbedBackward(dw, db []float32, dout []float32, ldOut int, x []float3
 
 // Input is one flow as the fuse3 models read it.
 type Input struct {
-	Bytes []float32 // (BytePatches·Stride) normalised bytes in [−1, 1] (NormalizeBytes)
-	Sizes []float32 // (SeqLen) size ids as floats (SizeIDs); ignored without the sizes modality
-	IATs  []float32 // (SeqLen) transformed IATs (IATValues); ignored without the iats modality
+	Bytes []float32 // (BytePatches·Stride) normalised bytes in [−1, 1] (FillInput)
+	Sizes []float32 // (SeqLen) size ids as floats (FillInput); ignored without the sizes modality
+	IATs  []float32 // (SeqLen) transformed IATs (FillInput); ignored without the iats modality
 }
 
 // Forward assembles the token sequence into out (Tokens, D).

@@ -74,9 +74,10 @@ func TestEmbeddingMatchesGolden(t *testing.T) {
 			t.Fatalf("layout %+v", l)
 		}
 		// The normalised input must equal the stored float input exactly.
-		raw := io.Tensors["bytes_u8"].U8
+		var v repr.View
+		copy(v.Bytes[:], io.Tensors["bytes_u8"].U8[:1600])
 		xb := make([]float32, 1600)
-		NormalizeBytes(xb, raw[:1600])
+		FillInput(&v, false, xb, nil, nil)
 		for i, v := range xb {
 			if v != io.Tensors["input_bytes"].F32[i] {
 				t.Fatalf("%s: normalised byte %d = %g, stored input %g", c.model, i, v, io.Tensors["input_bytes"].F32[i])
@@ -252,32 +253,46 @@ func TestLayoutsPerModality(t *testing.T) {
 	}
 }
 
-func TestTransforms(t *testing.T) {
+func TestFillInput(t *testing.T) {
 	v := &repr.View{NPackets: 3}
 	v.Sizes[0], v.Sizes[1], v.Sizes[2] = 74, 1514, 60
 	v.Dirs[0], v.Dirs[1], v.Dirs[2] = 1, -1, 1
 	v.IATs[0], v.IATs[1], v.IATs[2] = 0, 0.5, 2
+	v.Bytes[0], v.Bytes[1] = 255, 128
+	x := make([]float32, repr.ViewBytes)
 	ids := make([]float32, repr.SeqLen)
-	SizeIDs(ids, v, false)
+	iat := make([]float32, repr.SeqLen)
+	FillInput(v, false, x, ids, iat)
 	if ids[0] != 74 || ids[1] != 1500 || ids[2] != 60 || ids[3] != 1500 || ids[19] != 1500 {
 		t.Fatalf("unsigned ids %v", ids)
 	}
-	SizeIDs(ids, v, true)
-	if ids[0] != 1574 || ids[1] != 0 || ids[2] != 1560 || ids[3] != 3000 {
-		t.Fatalf("signed ids %v", ids)
-	}
-	iat := make([]float32, repr.SeqLen)
-	IATValues(iat, v)
 	// (1+t)/(2+t): 0 → 1/2, 0.5 → 0.6, 2 → 0.75; padding → 1.
 	if iat[0] != 0.5 || math.Abs(float64(iat[1])-0.6) > 1e-7 || iat[2] != 0.75 || iat[3] != 1 {
 		t.Fatalf("iat values %v", iat)
 	}
-	if IATTransform(math.Inf(1)) != 1 {
-		t.Fatal("IATTransform(+Inf) != 1")
+	if x[0] != 1 || math.Abs(float64(x[1])-(128.0/127.5-1)) > 1e-7 || x[2] != -1 {
+		t.Fatalf("normalised bytes %v", x[:3])
 	}
-	x := make([]float32, 3)
-	NormalizeBytes(x, []byte{0, 255, 128})
-	if x[0] != -1 || x[1] != 1 || math.Abs(float64(x[2])-(128.0/127.5-1)) > 1e-7 {
-		t.Fatalf("normalised %v", x)
+	// the slice-level helpers agree
+	ids2 := make([]float32, repr.SeqLen)
+	SizeIDs(ids2, v, false)
+	iat2 := make([]float32, repr.SeqLen)
+	IATValues(iat2, v)
+	for i := range ids {
+		if ids2[i] != ids[i] || iat2[i] != iat[i] {
+			t.Fatalf("SizeIDs/IATValues differ from FillInput at %d", i)
+		}
+	}
+	if IATTransform(math.Inf(1)) != 1 || IATTransform(0) != 0.5 {
+		t.Fatal("IATTransform(+Inf) != 1 or IATTransform(0) != 0.5")
+	}
+	nb := make([]float32, 3)
+	NormalizeBytes(nb, []byte{0, 255, 128})
+	if nb[0] != -1 || nb[1] != 1 || nb[2] != x[1] {
+		t.Fatalf("NormalizeBytes %v", nb)
+	}
+	FillInput(v, true, nil, ids, nil)
+	if ids[0] != 1574 || ids[1] != 0 || ids[2] != 1560 || ids[3] != 3000 {
+		t.Fatalf("signed ids %v", ids)
 	}
 }

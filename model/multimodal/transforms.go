@@ -2,15 +2,41 @@ package multimodal
 
 import "github.com/netmamba/netmamba/repr"
 
-// Size vocabulary of NetMamba+ (SPEC §2): ids 0..MTU, PadID (written for
-// missing packets, clamped to MTU by the official code), MaskID.
+// FillInput writes one flow's model inputs from its view, using the repr
+// transforms: bytes (repr.ViewBytes) normalised to [−1, 1], sizes
+// (repr.SeqLen) as size ids — unsigned, or signed for the bidirectional
+// option — and iats (repr.SeqLen) transformed to (1+t)/(2+t), padding 1.
+// Any destination may be nil to skip it.
+func FillInput(v *repr.View, signed bool, bytes, sizes, iats []float32) {
+	if bytes != nil {
+		repr.ByteInputs(v, bytes[:repr.ViewBytes])
+	}
+	if sizes != nil {
+		var ids [repr.SeqLen]int32
+		if signed {
+			repr.SignedSizeIDs(v, ids[:])
+		} else {
+			repr.SizeIDs(v, ids[:])
+		}
+		for i, id := range ids {
+			sizes[i] = float32(id)
+		}
+	}
+	if iats != nil {
+		repr.IATInputs(v, iats[:repr.SeqLen])
+	}
+}
+
+// Size vocabulary of NetMamba+ (SPEC §2; the same values as repr's):
+// ids 0..MTU, PadID (written for missing packets, clamped to MTU by the
+// official code), MaskID.
 const (
-	MTU            = 1500
-	PadID          = MTU + 1
-	MaskID         = MTU + 2
-	NumSizeIDs     = MTU + 3          // 1503
-	SignedMaskID   = MaskID + MTU     // 3002
-	NumSignedSizes = NumSizeIDs + MTU // 3003
+	MTU            = repr.MTU
+	PadID          = repr.SizePad
+	MaskID         = repr.SizeMask
+	NumSizeIDs     = repr.SizeVocab   // 1503
+	SignedMaskID   = repr.SignedMask  // 3002
+	NumSignedSizes = repr.SignedVocab // 3003
 )
 
 // NormalizeBytes maps raw bytes to the model input exactly as torchvision
@@ -23,33 +49,10 @@ func NormalizeBytes(dst []float32, src []byte) {
 	}
 }
 
-// SizeIDs writes the size-token values of a flow into dst (repr.SeqLen):
-// unsigned, the frame length clamped to [0, MTU]; missing packets read
-// MTU (the official pad id 1501 goes through the same clamp). Signed
-// (bidirectional option): dir·size + MTU clamped to [0, 2·MTU], missing
-// packets 2·MTU.
+// SizeIDs writes the size-token values of a flow into dst (repr.SeqLen)
+// as floats: repr.SizeIDs (unsigned) or repr.SignedSizeIDs.
 func SizeIDs(dst []float32, v *repr.View, signed bool) {
-	dst = dst[:repr.SeqLen]
-	for i := range dst {
-		if i >= v.NPackets {
-			if signed {
-				dst[i] = 2 * MTU
-			} else {
-				dst[i] = MTU // min(PadID, MTU)
-			}
-			continue
-		}
-		s := int64(v.Sizes[i])
-		if signed {
-			x := s
-			if v.Dirs[i] < 0 {
-				x = -s
-			}
-			dst[i] = float32(min(max(x+MTU, 0), 2*MTU))
-		} else {
-			dst[i] = float32(min(max(s, 0), MTU))
-		}
-	}
+	FillInput(v, signed, nil, dst, nil)
 }
 
 // IATTransform maps an inter-arrival time t ≥ 0 (seconds) to the model
@@ -59,14 +62,7 @@ func IATTransform(t float64) float32 {
 }
 
 // IATValues writes the transformed IATs of a flow into dst (repr.SeqLen);
-// missing packets are padding (1.0).
+// missing packets are padding (1.0). Same as repr.IATInputs.
 func IATValues(dst []float32, v *repr.View) {
-	dst = dst[:repr.SeqLen]
-	for i := range dst {
-		if i >= v.NPackets {
-			dst[i] = 1
-			continue
-		}
-		dst[i] = IATTransform(v.IATs[i])
-	}
+	repr.IATInputs(v, dst[:repr.SeqLen])
 }

@@ -179,9 +179,9 @@ func (m *Model) Tokens() int { return m.d.L }
 // Batch is the input of N flows, row-major.
 type Batch struct {
 	N     int
-	Bytes []float32 // (N, ByteLength) normalised bytes (multimodal.NormalizeBytes)
-	Sizes []float32 // (N, SeqLen) size ids (multimodal.SizeIDs); fuse3 with sizes only
-	IATs  []float32 // (N, SeqLen) transformed IATs (multimodal.IATValues); fuse3 with iats only
+	Bytes []float32 // (N, ByteLength) normalised bytes (multimodal.FillInput)
+	Sizes []float32 // (N, SeqLen) size ids as floats (multimodal.FillInput); fuse3 with sizes only
+	IATs  []float32 // (N, SeqLen) transformed IATs (multimodal.FillInput); fuse3 with iats only
 }
 
 func (m *Model) flowInput(b *Batch, i int) multimodal.Input {

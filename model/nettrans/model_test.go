@@ -379,3 +379,29 @@ func TestDropout(t *testing.T) {
 		t.Fatal("dropout 1 accepted")
 	}
 }
+
+// TestFlowZeroAlloc: a flow's forward and backward allocate nothing once
+// the workspace exists.
+func TestFlowZeroAlloc(t *testing.T) {
+	for _, cfg := range tinyConfigs() {
+		m, _ := New(cfg, 2)
+		r := rand.New(rand.NewPCG(6, 6))
+		b, labels := tinyBatch(m, 1, r)
+		ws := m.NewWorkspace(1, true)
+		wk := ws.workers[0]
+		g := m.NewGrads()
+		lg := make([]float32, m.d.classes)
+		in := m.flowInput(b, 0)
+		opt := TrainOptions{Dropout: 0.1, Seed: 1}
+		step := func() {
+			wk.drawMasks(opt, 0)
+			m.forwardFlow(in, wk.acts, wk, lg)
+			crossEntropy(lg, labels[0], 0.1, wk.bw.dlogits)
+			m.backwardFlow(in, wk.acts, wk.bw.dlogits, g, wk)
+		}
+		step()
+		if n := testing.AllocsPerRun(3, step); n != 0 {
+			t.Fatalf("%s: %g allocations per flow", cfg.Arch, n)
+		}
+	}
+}

@@ -38,13 +38,16 @@ type kernel struct {
 	nv     int  // vectors per row of the C tile
 	zmm    bool // 512-bit (AVX-512) instead of 256-bit (AVX2+FMA)
 	unroll int  // k iterations per loop trip
-	doc    string
+	// bcst folds the broadcast of A into each FMA (AVX-512 embedded
+	// broadcast) instead of a separate VBROADCASTSS.
+	bcst bool
+	doc  string
 }
 
 var kernels = []kernel{
 	{name: "gemmKernelAVX2x6x16", mr: 6, nv: 2, zmm: false, unroll: 4, doc: "AVX2+FMA, 6×16 tile in 12 ymm accumulators"},
 	{name: "gemmKernelAVX512x14x32", mr: 14, nv: 2, zmm: true, unroll: 2, doc: "AVX-512F, 14×32 tile in 28 zmm accumulators"},
-	{name: "gemmKernelAVX512x14x16", mr: 14, nv: 1, zmm: true, unroll: 2, doc: "AVX-512F, 14×16 tile in 14 zmm accumulators (narrow column remainder)"},
+	{name: "gemmKernelAVX512x14x16", mr: 14, nv: 1, zmm: true, unroll: 2, bcst: true, doc: "AVX-512F, 14×16 tile in 14 zmm accumulators with embedded-broadcast FMAs (narrow column remainder; a separate VBROADCASTSS per FMA ran at 84 instead of 112 GFLOP/s on Zen 4)"},
 }
 
 func main() {
@@ -162,6 +165,12 @@ func emit(w *bytes.Buffer, k kernel) {
 			p("VMOVUPS %d(DI), %s", boff+v*vbytes, breg(v))
 		}
 		for i := 0; i < k.mr; i++ {
+			if k.bcst {
+				for v := 0; v < k.nv; v++ {
+					p("VFMADD231PS.BCST %s, %s, %s", rowAddr(i), breg(v), acc(i, v))
+				}
+				continue
+			}
 			p("VBROADCASTSS %s, %s", rowAddr(i), bc(i))
 			for v := 0; v < k.nv; v++ {
 				p("VFMADD231PS %s, %s, %s", breg(v), bc(i), acc(i, v))

@@ -1,0 +1,389 @@
+package classify
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netmamba/netmamba/capture"
+	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/extract"
+	"github.com/netmamba/netmamba/flow"
+	"github.com/netmamba/netmamba/model"
+	"github.com/netmamba/netmamba/model/arch"
+	"github.com/netmamba/netmamba/repr"
+	"github.com/netmamba/netmamba/train"
+)
+
+// tracePath locates ../shared/data/ndpi-trace.pcapng beside the module root.
+func tracePath(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found")
+		}
+		dir = parent
+	}
+	p := filepath.Join(dir, "..", "shared", "data", "ndpi-trace.pcapng")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("test data missing: %v", err)
+	}
+	return p
+}
+
+var testClasses = []string{"web", "mail", "chat", "video", "dns"}
+
+// writeTinyModel saves a RANDOMLY INITIALISED tiny NetMamba classifier (a
+// test fixture, not a trained model) and returns its path.
+func writeTinyModel(t testing.TB, embed, depth int) string {
+	t.Helper()
+	m, err := model.NewRandom(arch.Config{EmbedDim: embed, Depth: depth, NumClasses: len(testClasses)}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := m.Cfg
+	meta := checkpoint.Meta{Config: &cfg, Classes: testClasses}
+	path := filepath.Join(t.TempDir(), "random-tiny.safetensors")
+	if err := checkpoint.WriteSafetensors(path, &checkpoint.File{Tensors: m.Tensors(), Metadata: meta.Map()}, checkpoint.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func loadNets(t testing.TB, path string, n int) (*train.Loaded, []train.Classifier) {
+	t.Helper()
+	var first *train.Loaded
+	var nets []train.Classifier
+	for range n {
+		l, err := train.LoadClassifier(path, 64, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = l
+		}
+		nets = append(nets, l.Net)
+	}
+	return first, nets
+}
+
+type flowID struct {
+	k     flow.Key
+	first int64
+}
+
+// collector gathers final results.
+type collector struct {
+	mu    sync.Mutex
+	final map[flowID]Result
+	dup   int
+	early int
+}
+
+func (c *collector) sink(r *Result) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !r.Final {
+		c.early++
+		return
+	}
+	id := flowID{r.Key, r.Stats.FirstSeenNs}
+	if _, ok := c.final[id]; ok {
+		c.dup++
+	}
+	rr := *r
+	c.final[id] = rr
+}
+
+func classifyFile(t testing.TB, path string, nets []train.Classifier, opts Options) (*collector, Stats) {
+	t.Helper()
+	p, err := New(nets, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{final: map[flowID]Result{}}
+	r, err := capture.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	in := p.NewIngest(path, c.sink)
+	if err := in.ReadCapture(r); err != nil && !errors.Is(err, capture.ErrTruncated) {
+		t.Fatal(err)
+	}
+	in.Close()
+	p.Close()
+	return c, p.Stats()
+}
+
+// TestTraceMatchesOfflinePredict classifies ndpi-trace.pcapng with the
+// pipeline and checks one final result per flow with the label that the
+// offline path (extract -> byte view -> model.Forward, what `netmamba prep`
+// + `dataset export --format u8` + `netmamba predict` do) gives.
+func TestTraceMatchesOfflinePredict(t *testing.T) {
+	trace := tracePath(t)
+	mpath := writeTinyModel(t, 8, 1)
+	l, nets := loadNets(t, mpath, 2)
+	c, st := classifyFile(t, trace, nets, Options{Classes: l.Meta.Classes, Bidirectional: true, Block: true, MaxBatch: 32})
+
+	// Independent path: the offline extractor and the model's own Forward.
+	m, _, err := model.Load(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ref struct {
+		stats flow.Stats
+		label string
+	}
+	want := map[flowID]ref{}
+	var views []byte
+	var ids []flowID
+	var statsList []flow.Stats
+	if _, err := extract.Files([]string{trace}, extract.Options{Bidirectional: true}, func(_ string, f *extract.Flow) error {
+		ids = append(ids, flowID{f.Key, f.Stats.FirstSeenNs})
+		statsList = append(statsList, f.Stats)
+		views = append(views, f.View.Bytes[:]...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n := len(ids)
+	const B = 64
+	ws := m.NewWorkspace(B, 0, false)
+	x := make([]float32, B*repr.ViewBytes)
+	C := len(testClasses)
+	logits := make([]float32, B*C)
+	for lo := 0; lo < n; lo += B {
+		b := min(B, n-lo)
+		model.NormalizeBytes(views[lo*repr.ViewBytes:(lo+b)*repr.ViewBytes], x)
+		if err := m.Forward(x, b, logits, ws); err != nil {
+			t.Fatal(err)
+		}
+		for i := range b {
+			best := 0
+			for k := range C {
+				if logits[i*C+k] > logits[i*C+best] {
+					best = k
+				}
+			}
+			want[ids[lo+i]] = ref{statsList[lo+i], testClasses[best]}
+		}
+	}
+	if len(want) != n {
+		t.Fatalf("offline path: %d flows but %d distinct (key, first seen)", n, len(want))
+	}
+	if c.dup != 0 {
+		t.Errorf("%d flows reported twice", c.dup)
+	}
+	if len(c.final) != n || st.Flows != uint64(n) || st.Classified != uint64(n) {
+		t.Fatalf("pipeline: %d results, %d flows, %d classified; offline: %d flows", len(c.final), st.Flows, st.Classified, n)
+	}
+	mismatch := 0
+	for id, w := range want {
+		r, ok := c.final[id]
+		if !ok {
+			t.Fatalf("flow %v missing from pipeline results", id)
+		}
+		if r.Label != w.label {
+			mismatch++
+			if mismatch < 5 {
+				t.Errorf("flow %v: pipeline %q, offline predict %q", id, r.Label, w.label)
+			}
+		}
+		if r.Stats != w.stats {
+			t.Fatalf("flow %v: stats %+v, offline %+v", id, r.Stats, w.stats)
+		}
+		if want := min(int(w.stats.Packets), repr.ViewPackets); r.ClassifiedAtPackets != want {
+			t.Fatalf("flow %v: classified at %d packets, want %d", id, r.ClassifiedAtPackets, want)
+		}
+		if r.Confidence <= 0 || r.Confidence > 1 || len(r.TopK) != 3 || r.TopK[0].Label != r.Label {
+			t.Fatalf("flow %v: bad verdict %+v", id, r)
+		}
+	}
+	if mismatch != 0 {
+		t.Fatalf("%d of %d labels differ from the offline path", mismatch, n)
+	}
+	if st.NotAssigned == 0 {
+		t.Errorf("trace has non-IP frames but none were counted: %v", st)
+	}
+	t.Logf("%d flows, all labels equal; %v", n, st)
+}
+
+// TestStreamEqualsBatch checks that the recurrent per-packet path gives the
+// batch path's probabilities.
+func TestStreamEqualsBatch(t *testing.T) {
+	trace := tracePath(t)
+	mpath := writeTinyModel(t, 8, 1)
+	l, nets := loadNets(t, mpath, 1)
+	opts := Options{Classes: l.Meta.Classes, Bidirectional: true, Block: true, Filter: "tcp port 443"}
+	batch, _ := classifyFile(t, trace, nets, opts)
+	opts.Stream = true
+	opts.MaxStreams = 1 << 20
+	stream, st := classifyFile(t, trace, nets, opts)
+	if st.Streamed == 0 || st.Streamed != st.Flows || len(stream.final) != len(batch.final) {
+		t.Fatalf("streamed %d of %d flows; %d vs %d results", st.Streamed, st.Flows, len(stream.final), len(batch.final))
+	}
+	for id, b := range batch.final {
+		s := stream.final[id]
+		if s.Label != b.Label || math.Abs(s.Confidence-b.Confidence) > 1e-4 {
+			t.Fatalf("flow %v: stream %s %.6f, batch %s %.6f", id, s.Label, s.Confidence, b.Label, b.Confidence)
+		}
+	}
+	t.Logf("%d flows streamed, equal to batch", len(batch.final))
+}
+
+// TestUnknownThreshold: with a threshold above every confidence all flows
+// are unknown; with temperature the confidences flatten toward 1/C.
+func TestUnknownThresholdAndTemperature(t *testing.T) {
+	p, err := New(nil, Options{Classes: []string{"a", "b"}, UnknownThreshold: 0.9, Temperature: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var r Result
+	probs := make([]float64, 2)
+	p.verdict([]float32{2, 0}, probs, &r)
+	// softmax([1, 0]) = e/(e+1)
+	want := math.E / (math.E + 1)
+	if math.Abs(r.Confidence-want) > 1e-12 || r.Label != LabelUnknown || r.Class != 0 || r.TopK[0].Label != "a" {
+		t.Fatalf("got %+v, want confidence %v and unknown", r, want)
+	}
+	p.verdict([]float32{0, 10}, probs, &r)
+	if r.Label != "b" {
+		t.Fatalf("got %+v, want b", r)
+	}
+}
+
+// slowNet is a classifier that takes a fixed time per batch (overload test).
+type slowNet struct {
+	train.Classifier
+	delay time.Duration
+}
+
+func (s slowNet) Forward(d *train.Data, idx []int, logits []float32) error {
+	time.Sleep(s.delay)
+	return s.Classifier.Forward(d, idx, logits)
+}
+
+// TestOverloadSheds feeds the trace looped at full speed (each loop with
+// shifted ports, so all flows are new) into a pipeline whose classifier is
+// deliberately slow: flows are shed and reported, memory stays bounded,
+// and once the load stops the pipeline classifies again.
+func TestOverloadSheds(t *testing.T) {
+	trace := tracePath(t)
+	mpath := writeTinyModel(t, 8, 1)
+	l, nets := loadNets(t, mpath, 1)
+	raw, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := slowNet{nets[0], 20 * time.Millisecond}
+	const maxFlows = 2000
+	p, err := New([]train.Classifier{net}, Options{Classes: l.Meta.Classes, Bidirectional: true, MaxFlows: maxFlows, MaxBatch: 8, QueueLen: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var results, shedResults, unclassifiedNotShed uint64
+	sink := func(r *Result) {
+		mu.Lock()
+		results++
+		if r.Shed {
+			shedResults++
+			if r.Label != LabelUnclassified {
+				t.Errorf("shed flow labelled %q", r.Label)
+			}
+		} else if r.Label == LabelUnclassified {
+			unclassifiedNotShed++
+		}
+		mu.Unlock()
+	}
+	in := p.NewIngest("overload", sink)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	var peak uint64
+	var cp capture.Packet
+	buf := make([]byte, 0, 65536)
+	deadline := time.Now().Add(3 * time.Second)
+	loops, fedPackets := 0, 0
+	for loop := 0; time.Now().Before(deadline) && loop < 20; loop++ {
+		r, err := capture.NewBytesReader(raw, trace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r.Next(&cp) == nil {
+			buf = append(buf[:0], cp.Data...)
+			in.Packet(cp.LinkType, buf, cp.TimestampNs+int64(loop)<<40)
+			fedPackets++
+			if fedPackets%20000 == 0 {
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapInuse)
+			}
+		}
+		loops++
+	}
+	st := p.Stats()
+	if st.Shed == 0 {
+		t.Fatalf("no flow shed under overload: %v", st)
+	}
+	if st.LiveFlows > maxFlows {
+		t.Fatalf("%d live flows above the cap %d", st.LiveFlows, maxFlows)
+	}
+	if st.QueueHigh > st.QueueCap {
+		t.Fatalf("queue high-water %d above its bound %d", st.QueueHigh, st.QueueCap)
+	}
+	// Bound: the table (2000 flows of ~2.3 KB) and queue are small; allow
+	// 64 MB of heap growth over the 34 MB trace held in memory.
+	if grow := int64(peak) - int64(base); grow > 64<<20 {
+		t.Fatalf("heap grew by %d MB under overload", grow>>20)
+	}
+	// Recovery: after the overload, a trickle of new flows is classified.
+	before := p.Stats()
+	in.Flush()
+	time.Sleep(200 * time.Millisecond) // let the queue drain (64 flows / 8 per 20 ms batch)
+	drained := p.Stats()
+	r, _ := capture.NewBytesReader(raw, trace)
+	fed := 0
+	for r.Next(&cp) == nil && fed < 2000 {
+		in.Packet(cp.LinkType, cp.Data, cp.TimestampNs+int64(99)<<40)
+		fed++
+		if fed%20 == 0 {
+			time.Sleep(5 * time.Millisecond) // a trickle, below the classifier's 400 flows/s
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	trickled := p.Stats()
+	newClassified := trickled.Classified - drained.Classified
+	newShed := trickled.Shed - drained.Shed
+	if newClassified == 0 || newShed != 0 {
+		t.Fatalf("no recovery: %d flows classified, %d shed during the trickle (after overload: %v)", newClassified, newShed, before)
+	}
+	in.Close()
+	p.Close()
+	after := p.Stats()
+	mu.Lock()
+	defer mu.Unlock()
+	if results != after.Flows {
+		t.Fatalf("%d results for %d flows: some flows were not reported", results, after.Flows)
+	}
+	if shedResults != after.Shed || unclassifiedNotShed != 0 {
+		t.Fatalf("%d shed results, %d shed counted, %d unclassified not shed", shedResults, after.Shed, unclassifiedNotShed)
+	}
+	t.Logf("%d loops: %d flows, %d classified, %d shed, %d evicted; heap peak +%d MB; recovery: %d classified, %d shed",
+		loops, after.Flows, after.Classified, after.Shed, after.Evicted, (int64(peak)-int64(base))>>20, newClassified, newShed)
+}

@@ -1,0 +1,438 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/netmamba/netmamba/capture"
+	"github.com/netmamba/netmamba/classify"
+	"github.com/netmamba/netmamba/dataset"
+	"github.com/netmamba/netmamba/live"
+	"github.com/netmamba/netmamba/repr"
+	"github.com/netmamba/netmamba/samplegen"
+	"github.com/netmamba/netmamba/train"
+)
+
+// pipelineFlags are the classification options shared by classify, serve
+// and bench classify.
+type pipelineFlags struct {
+	modelPath        string
+	unknownThreshold float64
+	temperature      float64
+	topK, early      int
+	stream           bool
+	maxStreams       int
+	direction        string
+	compat           string
+	filterExpr       string
+	idle, active     time.Duration
+	maxFlows         int
+	batch            int
+	maxWait          time.Duration
+	queue            int
+	classifiers      int
+	threads          int
+	emitEarly        bool
+}
+
+func (pf *pipelineFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&pf.modelPath, "model", "", "classifier (.safetensors or .pth); default: the embedded default model")
+	f.Float64Var(&pf.unknownThreshold, "unknown-threshold", 0, `label a flow "unknown" when its confidence is below this (default: the checkpoint's calibration, else 0 = never)`)
+	f.Float64Var(&pf.temperature, "temperature", 0, "softmax temperature (default: the checkpoint's calibration, else 1)")
+	f.IntVar(&pf.topK, "top-k", 3, "classes listed per flow")
+	f.IntVar(&pf.early, "early", 0, "classify a flow when it has its first N packets (default: what the model reads, 5 for byte models, 20 for fuse3)")
+	f.BoolVar(&pf.stream, "stream", false, "update a recurrent state per flow packet by packet (NetMamba byte model only; runs in the capture goroutine)")
+	f.IntVar(&pf.maxStreams, "max-streams", 64, "with --stream: flows streamed at once (about 0.3 MB each for the default model); others use the batch path")
+	f.StringVar(&pf.direction, "direction", "", "flows: bi or uni (default: the checkpoint's, else bi)")
+	f.StringVar(&pf.compat, "compat", "", `byte view: "" (offset-correct) or "official" (default: the checkpoint's)`)
+	f.StringVar(&pf.filterExpr, "filter", "", "BPF-style filter (package filter syntax), e.g. 'tcp port 443'")
+	f.DurationVar(&pf.idle, "idle-timeout", -1, "end a flow after this idle time (default: 0 for files = read as a whole, 120s live)")
+	f.DurationVar(&pf.active, "active-timeout", -1, "end a flow this long after its first packet (default: 0 for files, 1800s live)")
+	f.IntVar(&pf.maxFlows, "max-flows", 1<<18, "live flows per flow table; at the cap the least recently seen flow is ended and reported")
+	f.IntVar(&pf.batch, "batch", 64, "largest classifier batch")
+	f.DurationVar(&pf.maxWait, "max-wait", 5*time.Millisecond, "longest a flow waits for its batch to fill")
+	f.IntVar(&pf.queue, "queue", 0, "classifier queue bound in flows (0: 8 × batch × classifiers); beyond it flows are shed (live) or capture waits (files)")
+	f.IntVar(&pf.classifiers, "classifiers", 1, "classifier workers (each with its own model copy)")
+	f.IntVar(&pf.threads, "threads", 0, "threads per classifier worker (0: all CPUs)")
+}
+
+// build loads the model (classifiers copies) and makes the pipeline.
+// isLive selects the live timeout defaults; block makes a full queue wait.
+func (pf *pipelineFlags) build(f *pflag.FlagSet, isLive, block, noModel bool) (*classify.Pipeline, string, error) {
+	opts := classify.Options{
+		TopK: pf.topK, Early: pf.early, Stream: pf.stream, MaxStreams: pf.maxStreams,
+		Filter: pf.filterExpr, MaxFlows: pf.maxFlows, MaxBatch: pf.batch, MaxWait: pf.maxWait,
+		QueueLen: pf.queue, Block: block, EmitEarly: pf.emitEarly,
+		IdleTimeout: pf.idle, ActiveTimeout: pf.active,
+	}
+	if pf.idle < 0 {
+		opts.IdleTimeout = 0
+		if isLive {
+			opts.IdleTimeout = 120 * time.Second
+		}
+	}
+	if pf.active < 0 {
+		opts.ActiveTimeout = 0
+		if isLive {
+			opts.ActiveTimeout = 1800 * time.Second
+		}
+	}
+	direction, compat := pf.direction, pf.compat
+	name := "no model"
+	var nets []train.Classifier
+	if !noModel {
+		if pf.classifiers < 1 {
+			return nil, "", fmt.Errorf("--classifiers %d must be >= 1", pf.classifiers)
+		}
+		for i := range pf.classifiers {
+			l, n, err := loadClassifier(pf.modelPath, pf.batch, pf.threads)
+			if err != nil {
+				return nil, "", err
+			}
+			nets = append(nets, l.Net)
+			if i > 0 {
+				continue
+			}
+			name = n
+			opts.Classes = l.Meta.Classes
+			opts.Temperature = l.Meta.Calib.Temperature
+			if l.Meta.Calib.HasThreshold {
+				opts.UnknownThreshold = l.Meta.Calib.UnknownThreshold
+			}
+			if pf.early <= 0 {
+				opts.Early = classify.DefaultEarly(l.Config)
+			}
+			if direction == "" {
+				direction = l.Meta.Repr.Direction
+			}
+			if !f.Changed("compat") && l.Meta.Repr.Compat != "" {
+				compat = l.Meta.Repr.Compat
+			}
+		}
+	}
+	if f.Changed("unknown-threshold") {
+		opts.UnknownThreshold = pf.unknownThreshold
+	}
+	if f.Changed("temperature") {
+		opts.Temperature = pf.temperature
+	}
+	switch direction {
+	case "", "bi":
+		opts.Bidirectional = true
+	case "uni":
+	default:
+		return nil, "", fmt.Errorf("--direction %q: want bi or uni", direction)
+	}
+	switch compat {
+	case "":
+		opts.Repr.Compat = repr.CompatNone
+	case "official":
+		opts.Repr.Compat = repr.CompatOfficial
+	default:
+		return nil, "", fmt.Errorf("--compat %q: want \"\" or official", compat)
+	}
+	p, err := classify.New(nets, opts)
+	return p, name, err
+}
+
+// resultWriter writes results as JSON Lines or CSV, one call at a time.
+type resultWriter struct {
+	mu     sync.Mutex
+	bw     *bufio.Writer
+	fw     *dataset.FlowWriter // CSV
+	line   []byte
+	labels map[string]uint64
+	err    error
+}
+
+func newResultWriter(w io.Writer, format string) (*resultWriter, error) {
+	rw := &resultWriter{labels: map[string]uint64{}}
+	switch format {
+	case "jsonl":
+		rw.bw = bufio.NewWriterSize(w, 1<<16)
+	case "csv":
+		fw, err := dataset.NewFlowWriter(w, "csv", classify.ExtraFieldNames()...)
+		if err != nil {
+			return nil, err
+		}
+		rw.fw = fw
+	default:
+		return nil, fmt.Errorf("--format %q: want jsonl or csv", format)
+	}
+	return rw, nil
+}
+
+func (rw *resultWriter) write(r *classify.Result) {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	if r.Final {
+		rw.labels[r.Label]++
+	}
+	if rw.err != nil {
+		return
+	}
+	if rw.fw != nil {
+		rw.err = rw.fw.Write(&r.Key, &r.Stats, r.CSVExtra()...)
+		return
+	}
+	rw.line = append(r.AppendJSON(rw.line[:0]), '\n')
+	_, rw.err = rw.bw.Write(rw.line)
+}
+
+func (rw *resultWriter) flush() error {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	if rw.err != nil {
+		return rw.err
+	}
+	if rw.fw != nil {
+		return rw.fw.Flush()
+	}
+	return rw.bw.Flush()
+}
+
+// labelSummary lists the final labels by decreasing count.
+func (rw *resultWriter) labelSummary() string {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	keys := make([]string, 0, len(rw.labels))
+	for k := range rw.labels {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if rw.labels[keys[i]] != rw.labels[keys[j]] {
+			return rw.labels[keys[i]] > rw.labels[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	s := ""
+	for i, k := range keys {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s %d", k, rw.labels[k])
+	}
+	return s
+}
+
+func newClassifyCmd() *cobra.Command {
+	var (
+		pf                  pipelineFlags
+		format, out, iface  string
+		promisc             bool
+		workers             int
+		statsEvery, runTime time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "classify [FILE…|-i IFACE] [--model FILE] [--format jsonl|csv]",
+		Short: "Classify the flows of captures or a live interface with a trained model",
+		Long: `classify reads pcap/pcapng(.gz) files (or, with no argument, the sample traffic
+generated in memory, as 'netmamba sample' writes it) or captures live on an interface
+(-i, Linux AF_PACKET with fanout across --workers), groups packets into flows and writes
+one result per flow to stdout (or -o): nfstream-style fields (src_ip/src_port = the
+initiator, dst_ip, dst_port, protocol, ip_version, vlan_id, bidirectional_first_seen_ms,
+bidirectional_last_seen_ms, bidirectional_/src2dst_/dst2src_ packets and bytes) then
+label, confidence (softmax of logits / temperature), top_k, classified_at_packets, shed,
+final, end_reason and source. A flow is classified as soon as it has --early packets
+(flows that end sooner are classified at their end, zero-padded as in training); its
+result is written when it ends, with its final counters. Below --unknown-threshold the
+label is "unknown". Live, flows end on the idle/active timeouts; under overload flows are
+shed (label "unclassified", shed true) and counted, never silently dropped. Non-IP frames
+are counted, not reported. A summary goes to stderr (every --stats-interval when live).
+
+--stream (NetMamba byte model only) feeds each packet's 80 byte tokens through the
+model's recurrent Step as the packet arrives; at --early packets only the CLS step is
+left. It gives the batch path's results, costs about 0.3 MB per streamed flow (bounded
+by --max-streams) and runs in the capture goroutine instead of the batched workers.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			isLive := iface != ""
+			if isLive && len(args) > 0 {
+				return fmt.Errorf("classify: give FILEs or -i IFACE, not both")
+			}
+			var w io.Writer = cmd.OutOrStdout()
+			if out != "" {
+				f, err := os.Create(out)
+				if err != nil {
+					return fmt.Errorf("classify: %w", err)
+				}
+				defer f.Close()
+				w = f
+			}
+			rw, err := newResultWriter(w, format)
+			if err != nil {
+				return fmt.Errorf("classify: %w", err)
+			}
+			p, name, err := pf.build(cmd.Flags(), isLive, !isLive, false)
+			if err != nil {
+				return fmt.Errorf("classify: %w", err)
+			}
+			stderr := cmd.ErrOrStderr()
+			start := time.Now()
+			if isLive {
+				err = runLive(cmd.Context(), p, rw.write, liveOptions{iface: iface, workers: workers, promisc: promisc,
+					statsEvery: statsEvery, duration: runTime}, stderr)
+			} else {
+				err = classifyInputs(p, args, rw.write, stderr)
+			}
+			p.Close()
+			if ferr := rw.flush(); err == nil && ferr != nil {
+				err = fmt.Errorf("classify: writing results: %w", ferr)
+			}
+			st := p.Stats()
+			el := time.Since(start)
+			fmt.Fprintf(stderr, "classify: model %s, %v\n  %.1f s, %.2f Mb/s, %.0f flows/s\n  labels: %s\n",
+				name, st, el.Seconds(), float64(st.Bytes)*8/1e6/el.Seconds(), float64(st.Flows)/el.Seconds(), rw.labelSummary())
+			return err
+		},
+	}
+	f := c.Flags()
+	pf.register(f)
+	f.StringVar(&format, "format", "jsonl", "output: jsonl or csv")
+	f.StringVarP(&out, "output", "o", "", "write results here (default stdout)")
+	f.StringVarP(&iface, "interface", "i", "", "capture live on this interface (Linux, needs CAP_NET_RAW)")
+	f.BoolVar(&promisc, "promisc", false, "live: put the interface in promiscuous mode")
+	f.IntVar(&workers, "workers", 1, "live: fanout capture workers, each with its own flow table")
+	f.DurationVar(&statsEvery, "stats-interval", 10*time.Second, "live: print statistics to stderr this often (0: never)")
+	f.DurationVar(&runTime, "duration", 0, "live: stop after this long (0: until interrupted)")
+	f.BoolVar(&pf.emitEarly, "emit-early", false, "live: also write a non-final result as soon as a flow is classified")
+	return c
+}
+
+// classifyInputs classifies files in order, or the in-memory sample when
+// there are none.
+func classifyInputs(p *classify.Pipeline, args []string, sink func(*classify.Result), stderr io.Writer) error {
+	if len(args) == 0 {
+		var buf bytes.Buffer
+		if _, err := samplegen.Generate(&buf, samplegen.Options{Seed: 1}); err != nil {
+			return fmt.Errorf("classify: generating the sample: %w", err)
+		}
+		r, err := capture.NewBytesReader(buf.Bytes(), "sample")
+		if err != nil {
+			return fmt.Errorf("classify: %w", err)
+		}
+		fmt.Fprintln(stderr, "classify: no file given: classifying the built-in sample traffic (netmamba sample --seed 1)")
+		return classifyReader(p, r, sink, stderr)
+	}
+	for _, path := range args {
+		r, err := capture.Open(path)
+		if err != nil {
+			return fmt.Errorf("classify: %w", err)
+		}
+		err = classifyReader(p, r, sink, stderr)
+		r.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// classifyReader classifies one capture; a truncated or corrupt tail is a
+// warning (the packets before it are classified).
+func classifyReader(p *classify.Pipeline, r *capture.Reader, sink func(*classify.Result), stderr io.Writer) error {
+	in := p.NewIngest(r.Name(), sink)
+	err := in.ReadCapture(r)
+	in.Close()
+	if err != nil {
+		if errors.Is(err, capture.ErrTruncated) || errors.Is(err, capture.ErrCorrupt) {
+			fmt.Fprintf(stderr, "classify: warning: %v\n", err)
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// liveOptions configure runLive.
+type liveOptions struct {
+	iface      string
+	workers    int
+	promisc    bool
+	statsEvery time.Duration
+	duration   time.Duration
+}
+
+// runLive captures on an interface until interrupted (or duration), with
+// one Ingest per fanout worker, expiring flows on a clock and printing
+// statistics every statsEvery.
+func runLive(ctx context.Context, p *classify.Pipeline, sink func(*classify.Result), o liveOptions, stderr io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	workers := max(o.workers, 1)
+	lc, err := live.Open(live.Config{Interface: o.iface, Workers: workers, Promiscuous: o.promisc})
+	if err != nil {
+		return fmt.Errorf("classify: live capture on %s: %w", o.iface, err)
+	}
+	defer lc.Close()
+	ingests := make([]*classify.Ingest, workers)
+	for i := range ingests {
+		ingests[i] = p.NewIngest(fmt.Sprintf("%s#%d", o.iface, i), sink)
+	}
+	done := make(chan struct{})
+	go func() {
+		clock := time.NewTicker(time.Second)
+		defer clock.Stop()
+		var statsC <-chan time.Time
+		if o.statsEvery > 0 {
+			t := time.NewTicker(o.statsEvery)
+			defer t.Stop()
+			statsC = t.C
+		}
+		last, lastT := p.Stats(), time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-clock.C:
+				for _, in := range ingests {
+					in.Expire(now.UnixNano())
+				}
+			case now := <-statsC:
+				st := p.Stats()
+				ks, _ := lc.Stats()
+				dt := now.Sub(lastT).Seconds()
+				fmt.Fprintf(stderr, "live %s: %d pkts (%.0f pkt/s, %.2f Mb/s), %d flows (%d live, %.0f/s), kernel drops %d, shed %d, queue %d/%d, classified %d, latency p50 %v p99 %v\n",
+					o.iface, st.Packets, float64(st.Packets-last.Packets)/dt, float64(st.Bytes-last.Bytes)*8/1e6/dt,
+					st.Flows, st.LiveFlows, float64(st.Flows-last.Flows)/dt, ks.Drops, st.Shed, st.QueueLen, st.QueueCap,
+					st.Classified, st.LatencyP50.Round(time.Microsecond), st.LatencyP99.Round(time.Microsecond))
+				last, lastT = st, now
+			}
+		}
+	}()
+	err = lc.Run(ctx, func(w int) live.Handler {
+		in := ingests[w]
+		return func(data []byte, tsNs int64, _ int) { in.Packet(capture.LinkEthernet, data, tsNs) }
+	})
+	close(done)
+	for _, in := range ingests {
+		in.Close()
+	}
+	if ks, kerr := lc.Stats(); kerr == nil {
+		fmt.Fprintf(stderr, "live %s: kernel: %d packets, %d drops, %d ring freezes\n", o.iface, ks.Packets, ks.Drops, ks.FreezeQueue)
+	}
+	if err != nil {
+		return fmt.Errorf("classify: live capture on %s: %w", o.iface, err)
+	}
+	return nil
+}
