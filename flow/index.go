@@ -43,8 +43,10 @@ func hashKey(k *Key) uint64 {
 	return h ^ h>>29
 }
 
-func (x *keyIndex) get(k *Key) (int32, bool) {
-	h := hashKey(k)
+func (x *keyIndex) get(k *Key) (int32, bool) { return x.getHashed(k, hashKey(k)) }
+
+// getHashed is get with h = hashKey(k) already computed.
+func (x *keyIndex) getHashed(k *Key, h uint64) (int32, bool) {
 	h32 := uint32(h)
 	for i := h & x.mask; ; i = (i + 1) & x.mask {
 		e := &x.entries[i]
@@ -57,11 +59,13 @@ func (x *keyIndex) get(k *Key) (int32, bool) {
 	}
 }
 
-func (x *keyIndex) put(k *Key, slot int32) {
+func (x *keyIndex) put(k *Key, slot int32) { x.putHashed(k, slot, hashKey(k)) }
+
+// putHashed is put with h = hashKey(k) already computed.
+func (x *keyIndex) putHashed(k *Key, slot int32, h uint64) {
 	if (x.n+1)*4 > len(x.entries)*3 { // load factor 3/4
 		x.grow()
 	}
-	h := hashKey(k)
 	for i := h & x.mask; ; i = (i + 1) & x.mask {
 		e := &x.entries[i]
 		if e.slot < 0 {
@@ -69,7 +73,7 @@ func (x *keyIndex) put(k *Key, slot int32) {
 			x.n++
 			return
 		}
-		if e.hash == uint32(h) && e.key == *k {
+		if e.hash == uint32(h) && keyEqual(&e.key, k) {
 			e.slot = slot
 			return
 		}
@@ -94,7 +98,7 @@ func (x *keyIndex) del(k *Key) {
 		if e.slot < 0 {
 			return
 		}
-		if e.hash == uint32(h) && e.key == *k {
+		if e.hash == uint32(h) && keyEqual(&e.key, k) {
 			break
 		}
 		i = (i + 1) & x.mask

@@ -195,15 +195,24 @@ func (t *Table[S]) Add(p *Packet, tsNs int64, frameLen int) Reason {
 			t.nextScanNs = t.nowNs + t.scanEvery
 		}
 	}
-	k := KeyOf(p)
-	lk := k
+	var lk Key
+	swapped := false
 	if t.cfg.Bidirectional {
-		lk = k.Canonical()
+		c := compareIP(&p.SrcIP, &p.DstIP)
+		swapped = c > 0 || (c == 0 && p.SrcPort > p.DstPort)
 	}
-	slot, ok := t.index.get(&lk)
+	if swapped {
+		lk = Key{SrcIP: p.DstIP, DstIP: p.SrcIP, SrcPort: p.DstPort, DstPort: p.SrcPort,
+			Proto: p.Proto, IPVersion: p.IPVersion, VLAN: p.VLAN}
+	} else {
+		lk = Key{SrcIP: p.SrcIP, DstIP: p.DstIP, SrcPort: p.SrcPort, DstPort: p.DstPort,
+			Proto: p.Proto, IPVersion: p.IPVersion, VLAN: p.VLAN}
+	}
+	h := hashKey(&lk)
+	slot, ok := t.index.getHashed(&lk, h)
 	var f *Flow[S]
 	if !ok {
-		slot = t.newFlow(lk, k, tsNs)
+		slot = t.newFlow(&lk, swapped, h, tsNs)
 		f = &t.flows[slot]
 	} else {
 		f = &t.flows[slot]
@@ -242,7 +251,7 @@ func (t *Table[S]) Add(p *Packet, tsNs int64, frameLen int) Reason {
 	return OK
 }
 
-func (t *Table[S]) newFlow(lk, k Key, tsNs int64) int32 {
+func (t *Table[S]) newFlow(lk *Key, swapped bool, h uint64, tsNs int64) int32 {
 	if t.cfg.MaxFlows > 0 && t.live >= t.cfg.MaxFlows && t.lru && t.head != nilSlot {
 		t.end(t.head, EndEvicted)
 	}
@@ -250,21 +259,24 @@ func (t *Table[S]) newFlow(lk, k Key, tsNs int64) int32 {
 	if n := len(t.free); n > 0 {
 		slot = t.free[n-1]
 		t.free = t.free[:n-1]
-		var zero S
-		t.flows[slot] = Flow[S]{State: zero}
+		clear(t.flows[slot : slot+1])
 	} else {
 		t.flows = append(t.flows, Flow[S]{})
 		slot = int32(len(t.flows) - 1)
 	}
 	f := &t.flows[slot]
-	f.Key = k
+	f.Key = *lk
+	if swapped { // the initiator is the packet's sender
+		f.Key.SrcIP, f.Key.DstIP = lk.DstIP, lk.SrcIP
+		f.Key.SrcPort, f.Key.DstPort = lk.DstPort, lk.SrcPort
+	}
 	f.Seq = t.seq
 	t.seq++
 	f.Stats.FirstSeenNs = tsNs
 	f.Stats.LastSeenNs = tsNs
 	f.prev, f.next = nilSlot, nilSlot
 	f.live = true
-	t.index.put(&lk, slot)
+	t.index.putHashed(lk, slot, h)
 	if t.lru {
 		t.pushBack(slot)
 	}

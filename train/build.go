@@ -20,6 +20,12 @@ func NewClassifier(cfg arch.Config, seed uint64, batch, threads int, dropPath fl
 			return nil, cfg, err
 		}
 		return NewNetMambaClassifier(m, batch, threads, dropPath), m.Cfg, nil
+	case "fuse3":
+		m, err := model.NewFuse3Random(cfg, model.Fuse3Options{}, seed)
+		if err != nil {
+			return nil, cfg, err
+		}
+		return NewFuse3Classifier(m, batch, threads, dropPath), m.Cfg, nil
 	}
 	return nil, cfg, fmt.Errorf("train: architecture %q cannot be trained by this build", cfg.Arch)
 }
@@ -34,6 +40,12 @@ func NewPretrainer(cfg arch.Config, seed uint64, batch, threads int, dropPath fl
 			return nil, cfg, err
 		}
 		return NewNetMambaMAE(m, batch, threads, dropPath), m.Cfg, nil
+	case "fuse3":
+		m, err := model.NewFuse3Random(cfg, model.Fuse3Options{}, seed)
+		if err != nil {
+			return nil, cfg, err
+		}
+		return NewFuse3Pretrain(m, batch, threads, dropPath), m.Cfg, nil
 	}
 	return nil, cfg, fmt.Errorf("train: architecture %q cannot be pre-trained by this build", cfg.Arch)
 }

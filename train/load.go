@@ -54,6 +54,13 @@ func ClassifierFromFile(name string, f *checkpoint.File, batch, threads int) (*L
 		}
 		l.Config = m.Cfg
 		l.Net = NewNetMambaClassifier(m, batch, threads, 0)
+	case "fuse3":
+		m, err := model.Fuse3FromTensors(l.Config, f.Tensors)
+		if err != nil {
+			return nil, fmt.Errorf("train: %s: %w", name, err)
+		}
+		l.Config = m.Cfg
+		l.Net = NewFuse3Classifier(m, batch, threads, 0)
 	default:
 		return nil, fmt.Errorf("train: %s: architecture %q is not supported by this build", name, l.Config.Arch)
 	}

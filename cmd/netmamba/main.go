@@ -36,6 +36,7 @@ func newRootCmd() *cobra.Command {
 		newPretrainCmd(),
 		newFinetuneCmd(),
 		newEvalCmd(),
+		newAblateCmd(),
 		newClassifyCmd(),
 	// subcommands are added here, one constructor per file
 	)

@@ -20,10 +20,10 @@ type blockActs struct {
 	dropAttn, dropFF []float32 // (L, D)
 }
 
-// Activations are the intermediate states of one flow. With training
+// activations are the intermediate states of one flow. With training
 // activations every block's states are kept (the backward needs them);
 // inference reuses a single block's buffers for all blocks.
-type Activations struct {
+type activations struct {
 	embed    []float32 // (L, D) input of block 0 (golden embed_out)
 	blocks   []blockActs
 	normOut  []float32 // (L, D) final LayerNorm output
@@ -32,11 +32,11 @@ type Activations struct {
 	feat     []float32 // (D) head input (golden cls_token)
 }
 
-func (m *Model) newActivations(train bool) *Activations {
+func (m *Model) newActivations(train bool) *activations {
 	d := m.d
 	L, D, F := d.L, d.D, d.F
 	f := func(n int) []float32 { return make([]float32, n) }
-	a := &Activations{embed: f(L * D), normOut: f(L * D), normMean: f(L), normRstd: f(L), feat: f(D)}
+	a := &activations{embed: f(L * D), normOut: f(L * D), normMean: f(L), normRstd: f(L), feat: f(D)}
 	n := 1
 	if train {
 		n = d.depth
@@ -219,7 +219,7 @@ func (m *Model) blockBackward(p, gp *BlockParams, x []float32, a *blockActs, dx 
 // forwardFlow runs one flow through the embedding, the blocks, the final
 // norm and the head, writing logits (C). The input sizes were checked by
 // checkBatch.
-func (m *Model) forwardFlow(in multimodal.Input, acts *Activations, wk *worker, logits []float32) {
+func (m *Model) forwardFlow(in multimodal.Input, acts *activations, wk *worker, logits []float32) {
 	d, p := m.d, m.P
 	L, D := d.L, d.D
 	if d.fuse3 {
@@ -256,7 +256,7 @@ func (m *Model) forwardFlow(in multimodal.Input, acts *Activations, wk *worker, 
 
 // backwardFlow accumulates into g the gradients of one flow given
 // dlogits; acts must come from forwardFlow with training activations.
-func (m *Model) backwardFlow(in multimodal.Input, acts *Activations, dlogits []float32, g *Params, wk *worker) {
+func (m *Model) backwardFlow(in multimodal.Input, acts *activations, dlogits []float32, g *Params, wk *worker) {
 	d, p, bw := m.d, m.P, wk.bw
 	L, D := d.L, d.D
 	// head

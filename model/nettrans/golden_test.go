@@ -118,7 +118,7 @@ func runGolden(t *testing.T, cfg arch.Config, weights map[string]*checkpoint.Ten
 }
 
 // acts returns flow i's activations (worker i ran flow i).
-func (r *goldenRun) acts(i int) *Activations { return r.ws.workers[i].acts }
+func (r *goldenRun) acts(i int) *activations { return r.ws.workers[i].acts }
 
 // checkStates compares the per-layer states of flow 0 and the per-flow
 // features.

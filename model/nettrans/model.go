@@ -10,7 +10,14 @@
 //   - fuse3 (arch "fuse3_nettrans", official fuse3_fgt_base_classifier):
 //     the NetMamba+ multimodal embedding (package multimodal; 443 tokens
 //     with sizes and IATs, fewer in modality ablations) and logits =
-//     head(Σ norm_out[CLS rows]) without bias.
+//     head(Σ norm_out[CLS rows]) without bias. Modalities (arch.Config
+//     .Modalities) select ablations; a dropped modality drops its segment
+//     and its CLS from the sum, while pos_embed keeps all 443 rows so
+//     checkpoints load into every variant:
+//     bytes,sizes,iats → 443 tokens [20 size, CLS, 20 iat, CLS, 400 byte, CLS],
+//     head h442+h20+h41; bytes,sizes → 422 tokens [20 size, CLS, 400 byte,
+//     CLS], head h421+h20; bytes → 401 tokens [400 byte, CLS], head h400
+//     (see package multimodal for the positions).
 //
 // Block (pre-norm, eps 1e-5; final LayerNorm eps 1e-6):
 //
@@ -143,8 +150,11 @@ func newModel(cfg arch.Config) (*Model, error) {
 	return m, nil
 }
 
-// New builds a model with the official initialisation (see initOfficial),
-// drawn from a generator seeded with seed.
+// New builds a model with the official initialisation, drawn from a
+// generator seeded with seed: trunc_normal(.02) for pos_embed, CLS tokens,
+// indicators, the head and (fuse3) every Linear; lecun_normal for the
+// stride-embedding conv; PyTorch's default kaiming_uniform(√5) for the
+// byte classifier's block Linears; biases 0, LayerNorms 1/0.
 func New(cfg arch.Config, seed uint64) (*Model, error) {
 	m, err := newModel(cfg)
 	if err != nil {
@@ -222,7 +232,8 @@ func (m *Model) checkBatch(b *Batch, ws *Workspace, logits []float32, train bool
 // training) a gradient buffer. Allocated once by NewWorkspace; not safe
 // for concurrent use.
 type Workspace struct {
-	// Threads is the number of workers (kernels.ParallelFor goroutines).
+	// Threads is the number of workers (kernels.ParallelFor goroutines),
+	// fixed by NewWorkspace (changing it has no effect).
 	Threads int
 	m       *Model
 	train   bool
@@ -232,7 +243,7 @@ type Workspace struct {
 
 // worker is one goroutine's memory.
 type worker struct {
-	acts   *Activations
+	acts   *activations
 	bw     *backScratch // training only
 	grad   *Params      // training only
 	attn   *kernels.AttentionScratch
@@ -294,7 +305,7 @@ func (m *Model) Forward(b *Batch, logits []float32, ws *Workspace) error {
 		return err
 	}
 	C := m.d.classes
-	kernels.ParallelFor(b.N, ws.Threads, func(w, i int) {
+	kernels.ParallelFor(b.N, len(ws.workers), func(w, i int) {
 		wk := ws.workers[w]
 		m.forwardFlow(m.flowInput(b, i), wk.acts, wk, logits[i*C:(i+1)*C])
 	})
@@ -348,7 +359,7 @@ func (m *Model) ForwardBackward(b *Batch, labels []int, opt TrainOptions, logits
 		wk.grad.Zero()
 	}
 	inv := float32(1 / float64(max(b.N, 1)))
-	kernels.ParallelFor(b.N, ws.Threads, func(w, i int) {
+	kernels.ParallelFor(b.N, len(ws.workers), func(w, i int) {
 		wk := ws.workers[w]
 		lg := logits[i*C : (i+1)*C]
 		in := m.flowInput(b, i)

@@ -1,0 +1,487 @@
+// Package ablation runs a grid of pre-training + fine-tuning experiments
+// (backbone × modalities × loss × few-shot fraction × seeds) on one
+// dataset and writes a comparison table with mean ± spread.
+package ablation
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/eval"
+	"github.com/netmamba/netmamba/model/arch"
+	"github.com/netmamba/netmamba/train"
+)
+
+// Variant is one model family of the grid.
+type Variant struct {
+	Name string      // e.g. "NetMamba", "NetMamba+", "NetTrans"
+	Arch arch.Config // Arch and Modalities (other fields: official defaults)
+}
+
+// DefaultVariants are the three families of the NetMamba+ paper's comparison.
+func DefaultVariants() []Variant {
+	return []Variant{
+		{Name: "NetMamba", Arch: arch.Config{Arch: "netmamba"}},
+		{Name: "NetMamba+", Arch: arch.Config{Arch: "fuse3", Modalities: []string{"bytes", "sizes", "iats"}}},
+		{Name: "NetTrans", Arch: arch.Config{Arch: "nettrans"}},
+	}
+}
+
+// Grid is an ablation plan.
+type Grid struct {
+	Train, Valid, Test string   // labelled datasets (same class map)
+	PretrainData       []string // unlabelled datasets for pre-training; empty = fine-tune from scratch
+	PretrainSteps      int      // the same budget for every variant
+	Variants           []Variant
+	Losses             []string  // "ce", "lda"
+	Fractions          []float64 // phase 2: the best variant+loss at these few-shot fractions (1 is phase 1)
+	Seeds              []uint64
+	Epochs             int
+	Batch              int
+	Threads            int
+	HoldOut            int // classes held out for the OOD runs (0 = no OOD runs)
+	OutDir             string
+	Log                io.Writer // progress lines (nil: none)
+}
+
+// Run is one fine-tuning run's result.
+type Run struct {
+	Variant    string   `json:"variant"`
+	Loss       string   `json:"loss"`
+	Fraction   float64  `json:"fraction"`
+	Seed       uint64   `json:"seed"`
+	ValMacroF1 float64  `json:"val_macro_f1"`
+	Accuracy   float64  `json:"test_accuracy"`
+	MacroF1    float64  `json:"test_macro_f1"`
+	WeightedF1 float64  `json:"test_weighted_f1"`
+	ECE        float64  `json:"test_ece"`
+	ECECal     float64  `json:"test_ece_calibrated"`
+	Temp       float64  `json:"temperature"`
+	Seconds    float64  `json:"seconds"`
+	Model      string   `json:"model"`
+	HeldOut    []string `json:"held_out,omitempty"`
+	// OOD scores (runs with held-out classes only): confidence kind → AUROC / FPR95.
+	OOD map[string][2]float64 `json:"ood,omitempty"`
+}
+
+// Summary is the mean and sample standard deviation of a metric over seeds.
+type Summary struct {
+	Mean, Std float64
+	N         int
+}
+
+// Result is everything an ablation produced.
+type Result struct {
+	Grid         Grid               `json:"-"`
+	Runs         []Run              `json:"runs"`
+	OODRuns      []Run              `json:"ood_runs,omitempty"`
+	PretrainSecs map[string]float64 `json:"pretrain_seconds"`
+	TotalSecs    float64            `json:"total_seconds"`
+	Best         string             `json:"best"` // variant/loss picked on validation for phase 2
+}
+
+func (g *Grid) logf(format string, a ...any) {
+	if g.Log != nil {
+		fmt.Fprintf(g.Log, "%s ablation: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
+	}
+}
+
+// Execute runs the grid: pre-train each variant once (seed 0, the same step
+// budget), fine-tune every variant × loss × seed on all training data,
+// pick the best variant+loss by mean validation macro-F1, fine-tune it at
+// the other fractions, and run OOD with HoldOut classes excluded.
+func (g *Grid) Execute() (*Result, error) {
+	start := time.Now()
+	if err := os.MkdirAll(g.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("ablation: %w", err)
+	}
+	trainD, err := train.LoadData(g.Train)
+	if err != nil {
+		return nil, err
+	}
+	validD, err := train.LoadData(g.Valid)
+	if err != nil {
+		return nil, err
+	}
+	testD, err := train.LoadData(g.Test)
+	if err != nil {
+		return nil, err
+	}
+	var preD *train.Data
+	if len(g.PretrainData) > 0 && g.PretrainSteps > 0 {
+		if preD, err = train.LoadData(g.PretrainData...); err != nil {
+			return nil, err
+		}
+	}
+	res := &Result{Grid: *g, PretrainSecs: map[string]float64{}}
+	pre := map[string]string{}
+	for _, v := range g.Variants {
+		if preD == nil {
+			break
+		}
+		path := filepath.Join(g.OutDir, fileName(v.Name)+"-pretrain.safetensors")
+		t0 := time.Now()
+		if err := g.pretrain(v, preD, path); err != nil {
+			return nil, fmt.Errorf("ablation: pre-training %s: %w", v.Name, err)
+		}
+		res.PretrainSecs[v.Name] = time.Since(t0).Seconds()
+		pre[v.Name] = path
+		g.logf("pre-trained %s in %.0f s", v.Name, res.PretrainSecs[v.Name])
+	}
+	for _, v := range g.Variants {
+		for _, loss := range g.Losses {
+			for _, seed := range g.Seeds {
+				r, err := g.finetune(v, pre[v.Name], loss, 1, seed, trainD, validD, testD, nil)
+				if err != nil {
+					return nil, err
+				}
+				res.Runs = append(res.Runs, *r)
+			}
+		}
+	}
+	best := pickBest(res.Runs)
+	res.Best = best
+	for _, f := range g.Fractions {
+		if f >= 1 {
+			continue
+		}
+		for _, v := range g.Variants {
+			for _, loss := range g.Losses {
+				if v.Name+"/"+loss != best {
+					continue
+				}
+				for _, seed := range g.Seeds {
+					r, err := g.finetune(v, pre[v.Name], loss, f, seed, trainD, validD, testD, nil)
+					if err != nil {
+						return nil, err
+					}
+					res.Runs = append(res.Runs, *r)
+				}
+			}
+		}
+	}
+	if g.HoldOut > 0 {
+		held := pickHeldOut(testD, g.HoldOut)
+		for _, v := range g.Variants {
+			r, err := g.finetune(v, pre[v.Name], "ce", 1, g.Seeds[0], trainD, validD, testD, held)
+			if err != nil {
+				return nil, err
+			}
+			res.OODRuns = append(res.OODRuns, *r)
+		}
+	}
+	res.TotalSecs = time.Since(start).Seconds()
+	return res, nil
+}
+
+func fileName(s string) string {
+	return strings.NewReplacer("+", "plus", "/", "-", " ", "_").Replace(strings.ToLower(s))
+}
+
+func (g *Grid) pretrain(v Variant, d *train.Data, path string) error {
+	cfg := v.Arch
+	p, cfg, err := train.NewPretrainer(cfg, 0, g.Batch*2, g.Threads, 0.1)
+	if err != nil {
+		return err
+	}
+	o := train.DefaultPretrain()
+	o.Steps = g.PretrainSteps
+	o.Threads, o.Seed = g.Threads, 0
+	o.LogPath = strings.TrimSuffix(path, ".safetensors") + ".log.jsonl"
+	if _, err := train.Pretrain(p, d, o); err != nil {
+		return err
+	}
+	meta := &checkpoint.Meta{FormatVersion: checkpoint.FormatVersion, Config: &cfg}
+	return checkpoint.WriteSafetensors(path, &checkpoint.File{Tensors: train.ParamTensors(p.Params()), Metadata: meta.Map()}, checkpoint.WriteOptions{})
+}
+
+// finetune runs one fine-tuning and scores it on the test set (and, with
+// held-out classes, their test flows as OOD).
+func (g *Grid) finetune(v Variant, initPath, loss string, fraction float64, seed uint64, trainD, validD, testD *train.Data, held []string) (*Run, error) {
+	t0 := time.Now()
+	tr, va, te, ood := trainD, validD, testD, (*train.Data)(nil)
+	if len(held) > 0 {
+		var err error
+		if tr, _, err = exclude(trainD, held); err != nil {
+			return nil, err
+		}
+		if va, _, err = exclude(validD, held); err != nil {
+			return nil, err
+		}
+		if te, ood, err = exclude(testD, held); err != nil {
+			return nil, err
+		}
+	}
+	cfg := v.Arch
+	cfg.NumClasses = len(tr.Classes)
+	net, cfg, err := train.NewClassifier(cfg, seed, g.Batch, g.Threads, 0.1)
+	if err != nil {
+		return nil, err
+	}
+	if initPath != "" {
+		ck, err := checkpoint.Load(initPath)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := train.InitFrom(net.Params(), ck.Tensors, seed); err != nil {
+			return nil, err
+		}
+	}
+	o := train.DefaultFinetune()
+	o.Epochs, o.WarmupEpochs, o.Batch = g.Epochs, float64(g.Epochs)/6, g.Batch
+	o.Loss, o.Fraction, o.Seed, o.Threads = loss, fraction, seed, g.Threads
+	name := fmt.Sprintf("%s-%s-f%g-s%d", fileName(v.Name), loss, fraction, seed)
+	if len(held) > 0 {
+		name += "-ood"
+	}
+	o.LogPath = filepath.Join(g.OutDir, name+".log.jsonl")
+	fr, err := train.Finetune(net, tr, va, o)
+	if err != nil {
+		return nil, fmt.Errorf("ablation: %s: %w", name, err)
+	}
+	modelPath := filepath.Join(g.OutDir, name+".safetensors")
+	meta := &checkpoint.Meta{FormatVersion: checkpoint.FormatVersion, Config: &cfg, Classes: tr.Classes}
+	if err := checkpoint.WriteSafetensors(modelPath, &checkpoint.File{Tensors: train.ParamTensors(net.Params()), Metadata: meta.Map()}, checkpoint.WriteOptions{}); err != nil {
+		return nil, err
+	}
+	logits, err := train.Predict(net, te, g.Batch)
+	if err != nil {
+		return nil, err
+	}
+	vlogits, err := train.Predict(net, va, g.Batch)
+	if err != nil {
+		return nil, err
+	}
+	in := eval.Input{Model: modelPath, Dataset: g.Test, ClassMap: tr.Classes, Labels: te.Labels, Logits: logits,
+		ValLabels: va.Labels, ValLogits: vlogits, Resamples: 200, Seed: int64(seed)}
+	if ood != nil && ood.N > 0 {
+		if in.OODLogits, err = train.Predict(net, ood, g.Batch); err != nil {
+			return nil, err
+		}
+	}
+	rep, err := eval.Build(in)
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{Variant: v.Name, Loss: loss, Fraction: fraction, Seed: seed, ValMacroF1: fr.BestScore,
+		Accuracy: rep.Accuracy, MacroF1: rep.MacroF1, WeightedF1: rep.WeightedF1, Model: modelPath,
+		Seconds: time.Since(t0).Seconds(), HeldOut: held}
+	if rep.ECE != nil {
+		r.ECE = *rep.ECE
+	}
+	if rep.ECECalibrated != nil {
+		r.ECECal, r.Temp = *rep.ECECalibrated, *rep.Temperature
+	}
+	if rep.OOD != nil {
+		r.OOD = map[string][2]float64{}
+		for _, k := range eval.ConfidenceKinds() {
+			s := rep.OOD.Scores(k)
+			r.OOD[string(k)] = [2]float64{s.AUROC, s.FPR95}
+		}
+	}
+	g.logf("%s: val macro-F1 %.3f, test acc %.3f macro-F1 %.3f weighted-F1 %.3f (%.0f s)", name, r.ValMacroF1, r.Accuracy, r.MacroF1, r.WeightedF1, r.Seconds)
+	return r, nil
+}
+
+// exclude splits d into the flows of kept classes (relabelled) and those of held classes.
+func exclude(d *train.Data, held []string) (kept, out *train.Data, err error) {
+	drop := map[string]bool{}
+	for _, h := range held {
+		drop[h] = true
+	}
+	remap := make([]int, len(d.Classes))
+	var names []string
+	for i, c := range d.Classes {
+		if drop[c] {
+			remap[i] = -1
+			continue
+		}
+		remap[i] = len(names)
+		names = append(names, c)
+	}
+	var in, ex []int
+	for i, y := range d.Labels {
+		if y < 0 {
+			return nil, nil, fmt.Errorf("ablation: %s: unlabelled flow %d", d.Path, i)
+		}
+		if remap[y] >= 0 {
+			in = append(in, i)
+		} else {
+			ex = append(ex, i)
+		}
+	}
+	kept = d.Subset(in)
+	for i := range kept.Labels {
+		kept.Labels[i] = remap[kept.Labels[i]]
+	}
+	kept.Classes = names
+	return kept, d.Subset(ex), nil
+}
+
+// pickHeldOut chooses n classes with test flows, seeded (seed 0), for OOD.
+func pickHeldOut(test *train.Data, n int) []string {
+	counts := test.ClassCounts()
+	var cands []string
+	for i, c := range counts {
+		if c >= 2 {
+			cands = append(cands, test.Classes[i])
+		}
+	}
+	sort.Strings(cands)
+	r := rand.New(rand.NewPCG(0, 0x6f6f64))
+	r.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	if len(cands) > n {
+		cands = cands[:n]
+	}
+	sort.Strings(cands)
+	return cands
+}
+
+// pickBest returns "variant/loss" with the best mean validation macro-F1
+// over the full-data runs (ties: first in grid order).
+func pickBest(runs []Run) string {
+	type acc struct {
+		sum float64
+		n   int
+	}
+	var order []string
+	m := map[string]*acc{}
+	for _, r := range runs {
+		if r.Fraction != 1 {
+			continue
+		}
+		k := r.Variant + "/" + r.Loss
+		if m[k] == nil {
+			m[k] = &acc{}
+			order = append(order, k)
+		}
+		m[k].sum += r.ValMacroF1
+		m[k].n++
+	}
+	best, bv := "", math.Inf(-1)
+	for _, k := range order {
+		if v := m[k].sum / float64(m[k].n); v > bv {
+			best, bv = k, v
+		}
+	}
+	return best
+}
+
+// Summarize returns mean and sample standard deviation of xs.
+func Summarize(xs []float64) Summary {
+	s := Summary{N: len(xs)}
+	if len(xs) == 0 {
+		return s
+	}
+	for _, x := range xs {
+		s.Mean += x
+	}
+	s.Mean /= float64(len(xs))
+	if len(xs) > 1 {
+		var ss float64
+		for _, x := range xs {
+			ss += (x - s.Mean) * (x - s.Mean)
+		}
+		s.Std = math.Sqrt(ss / float64(len(xs)-1))
+	}
+	return s
+}
+
+func (s Summary) String() string {
+	if s.N <= 1 {
+		return fmt.Sprintf("%.3f", s.Mean)
+	}
+	return fmt.Sprintf("%.3f ± %.3f", s.Mean, s.Std)
+}
+
+// WriteMarkdown writes the comparison table.
+func (r *Result) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Ablation: %s\n\n", r.Grid.Train)
+	fmt.Fprintf(&b, "Fine-tuning %d epochs, batch %d, seeds %v; pre-training %d steps on %v; test set %s. Mean ± sample std over seeds.\n\n",
+		r.Grid.Epochs, r.Grid.Batch, r.Grid.Seeds, r.Grid.PretrainSteps, r.Grid.PretrainData, r.Grid.Test)
+	b.WriteString("| variant | loss | fraction | seeds | val macro-F1 | test accuracy | test macro-F1 | test weighted-F1 | ECE | ECE (T) |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	type key struct {
+		v, l string
+		f    float64
+	}
+	var keys []key
+	groups := map[key][]Run{}
+	for _, run := range r.Runs {
+		k := key{run.Variant, run.Loss, run.Fraction}
+		if groups[k] == nil {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], run)
+	}
+	for _, k := range keys {
+		rs := groups[k]
+		col := func(f func(Run) float64) string {
+			var xs []float64
+			for _, x := range rs {
+				xs = append(xs, f(x))
+			}
+			return Summarize(xs).String()
+		}
+		fmt.Fprintf(&b, "| %s | %s | %g | %d | %s | %s | %s | %s | %s | %s |\n", k.v, k.l, k.f, len(rs),
+			col(func(x Run) float64 { return x.ValMacroF1 }), col(func(x Run) float64 { return x.Accuracy }),
+			col(func(x Run) float64 { return x.MacroF1 }), col(func(x Run) float64 { return x.WeightedF1 }),
+			col(func(x Run) float64 { return x.ECE }), col(func(x Run) float64 { return x.ECECal }))
+	}
+	if r.Best != "" {
+		fmt.Fprintf(&b, "\nBest on validation (phase 2 runs the other fractions with it): %s\n", r.Best)
+	}
+	if len(r.OODRuns) > 0 {
+		fmt.Fprintf(&b, "\n## OOD (held-out classes %v, CE, seed %d)\n\n| variant | test macro-F1 (in-dist.) | max_logit AUROC / FPR95 | max_prob | energy | neg_entropy |\n|---|---|---|---|---|---|\n",
+			r.OODRuns[0].HeldOut, r.OODRuns[0].Seed)
+		for _, run := range r.OODRuns {
+			cell := func(k string) string {
+				v, ok := run.OOD[k]
+				if !ok {
+					return "-"
+				}
+				return fmt.Sprintf("%.3f / %.3f", v[0], v[1])
+			}
+			fmt.Fprintf(&b, "| %s | %.3f | %s | %s | %s | %s |\n", run.Variant, run.MacroF1, cell("max_logit"), cell("max_prob"), cell("energy"), cell("neg_entropy"))
+		}
+	}
+	fmt.Fprintf(&b, "\nCost: %.0f s in all", r.TotalSecs)
+	if len(r.PretrainSecs) > 0 {
+		var ks []string
+		for k := range r.PretrainSecs {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		for _, k := range ks {
+			fmt.Fprintf(&b, "; pre-training %s %.0f s", k, r.PretrainSecs[k])
+		}
+	}
+	b.WriteString(".\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteJSON writes every run.
+func (r *Result) WriteJSON(w io.Writer) error {
+	out := struct {
+		*Result
+		Grid map[string]any `json:"grid"`
+	}{r, map[string]any{"train": r.Grid.Train, "valid": r.Grid.Valid, "test": r.Grid.Test, "pretrain_data": r.Grid.PretrainData,
+		"pretrain_steps": r.Grid.PretrainSteps, "losses": r.Grid.Losses, "fractions": r.Grid.Fractions, "seeds": r.Grid.Seeds,
+		"epochs": r.Grid.Epochs, "batch": r.Grid.Batch, "threads": r.Grid.Threads, "hold_out": r.Grid.HoldOut}}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
