@@ -111,8 +111,9 @@ type Pipeline struct {
 	closed  bool
 
 	classified, shed, unknown, errors, batches, streamed, streamFallback atomic.Uint64
-	queueHigh                                                         atomic.Int64
-	lat                                                               latencyRing
+	queueHigh                                                            atomic.Int64
+	block                                                                atomic.Bool // a full queue blocks the producer (Options.Block, SetBlocking)
+	lat                                                                  latencyRing
 }
 
 // New starts a pipeline with one classifier worker per net (each net is
@@ -176,6 +177,7 @@ func New(nets []train.Classifier, opts Options) (*Pipeline, error) {
 			p.streams <- nil // created lazily
 		}
 	}
+	p.block.Store(opts.Block)
 	p.jobs = make(chan *job, opts.QueueLen)
 	for _, n := range nets {
 		p.workers.Add(1)
@@ -190,6 +192,11 @@ func firstNet(nets []train.Classifier) train.Classifier {
 	}
 	return nets[0]
 }
+
+// SetBlocking switches between shedding (false) and waiting (true) when the
+// classifier queue is full; live capture switches to waiting at shutdown so
+// that the flows flushed then are classified rather than shed.
+func (p *Pipeline) SetBlocking(b bool) { p.block.Store(b) }
 
 // Options returns the effective options (defaults filled in).
 func (p *Pipeline) Options() Options { return p.opts }
@@ -211,12 +218,12 @@ func (p *Pipeline) Close() {
 // job is one flow's classification: its representation, the prediction
 // and the flow's final counters, joined by state.
 type job struct {
-	in      *Ingest
-	view    repr.View
-	res     Result // Key/Stats: snapshot at classification; prediction fields
-	final   Result // Key/Stats/End of the ended flow
-	start   time.Time // when queued (monotonic)
-	state   atomic.Uint32
+	in    *Ingest
+	view  repr.View
+	res   Result    // Key/Stats: snapshot at classification; prediction fields
+	final Result    // Key/Stats/End of the ended flow
+	start time.Time // when queued (monotonic)
+	state atomic.Uint32
 }
 
 const (
@@ -232,7 +239,7 @@ func (p *Pipeline) enqueue(j *job) {
 		return
 	}
 	j.start = time.Now()
-	if p.opts.Block {
+	if p.block.Load() {
 		p.jobs <- j
 	} else {
 		select {
@@ -390,7 +397,6 @@ func (p *Pipeline) className(c int) string {
 	}
 	return fmt.Sprintf("class_%d", c)
 }
-
 
 // latencyRing keeps the last classification latencies for percentiles.
 type latencyRing struct {

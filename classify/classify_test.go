@@ -54,6 +54,9 @@ func writeTinyModel(t testing.TB, embed, depth int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for i := range m.P.HeadW {
+		m.P.HeadW[i] *= 200 // spread the logits so that labels differ between flows
+	}
 	cfg := m.Cfg
 	meta := checkpoint.Meta{Config: &cfg, Classes: testClasses}
 	path := filepath.Join(t.TempDir(), "random-tiny.safetensors")
@@ -216,10 +219,17 @@ func TestTraceMatchesOfflinePredict(t *testing.T) {
 	if mismatch != 0 {
 		t.Fatalf("%d of %d labels differ from the offline path", mismatch, n)
 	}
+	distinct := map[string]int{}
+	for _, w := range want {
+		distinct[w.label]++
+	}
+	if len(distinct) < 3 {
+		t.Fatalf("the fixture model gives too few distinct labels for a meaningful check: %v", distinct)
+	}
 	if st.NotAssigned == 0 {
 		t.Errorf("trace has non-IP frames but none were counted: %v", st)
 	}
-	t.Logf("%d flows, all labels equal; %v", n, st)
+	t.Logf("%d flows, all labels equal (label counts %v); %v", n, distinct, st)
 }
 
 // TestStreamEqualsBatch checks that the recurrent per-packet path gives the
@@ -278,8 +288,9 @@ func (s slowNet) Forward(d *train.Data, idx []int, logits []float32) error {
 	return s.Classifier.Forward(d, idx, logits)
 }
 
-// TestOverloadSheds feeds the trace looped at full speed (each loop with
-// shifted ports, so all flows are new) into a pipeline whose classifier is
+// TestOverloadSheds feeds the trace looped at full speed (the capped table
+// has evicted a loop's flows before the next, so they start anew) into a
+// pipeline whose classifier is
 // deliberately slow: flows are shed and reported, memory stays bounded,
 // and once the load stops the pipeline classifies again.
 func TestOverloadSheds(t *testing.T) {

@@ -20,7 +20,8 @@ type flowState struct {
 	st *model.Stream // streaming state (Options.Stream), nil otherwise
 }
 
-// counters are one Ingest's counts (guarded by Ingest.mu, results by sinkMu).
+// counters are one Ingest's counts (guarded by Ingest.mu; results is
+// filled from Ingest.results when read).
 type counters struct {
 	packets, bytes, filtered, results uint64
 	reasons                           [flow.NumReasons]uint64
@@ -60,6 +61,7 @@ type Ingest struct {
 	logits  []float32
 	probs   []float64
 	sinkMu  sync.Mutex
+	results uint64 // results emitted (guarded by sinkMu)
 	pending sync.WaitGroup
 	closed  bool
 }
@@ -136,6 +138,7 @@ func (in *Ingest) Close() {
 	in.p.mu.Lock()
 	delete(in.p.ingests, in)
 	in.sinkMu.Lock()
+	in.c.results = in.results
 	in.p.done.add(&in.c)
 	in.sinkMu.Unlock()
 	in.p.mu.Unlock()
@@ -241,7 +244,7 @@ func (in *Ingest) emitFinal(j *job) {
 
 func (in *Ingest) emit(r *Result) {
 	in.sinkMu.Lock()
-	in.c.results++
+	in.results++
 	if in.sink != nil {
 		in.sink(r)
 	}

@@ -52,7 +52,7 @@ func (p *Pipeline) Stats() Stats {
 		live += in.table.Len()
 		in.mu.Unlock()
 		in.sinkMu.Lock()
-		o.results = in.c.results
+		o.results = in.results
 		in.sinkMu.Unlock()
 		c.add(&o)
 	}

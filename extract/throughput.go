@@ -28,7 +28,7 @@ type Throughput struct {
 
 // MeasureThroughput runs the whole pipeline (read + decode + flow table +
 // byte view, flows discarded) over a capture held in memory, loops times
-// per thread. Parallelism is by independent inputs: each of the threads
+// per thread, after one untimed warm-up pass per thread. Parallelism is by independent inputs: each of the threads
 // goroutines has its own Extractor and reads its own pass over data, as if
 // each processed a different file — the way prep parallelises over files.
 func MeasureThroughput(data []byte, name string, opts Options, threads, loops int) (Throughput, error) {
@@ -40,6 +40,17 @@ func MeasureThroughput(data []byte, name string, opts Options, threads, loops in
 			return Throughput{}, err
 		}
 		exs[i] = ex
+	}
+	// One untimed warm-up pass per pipeline (grows its flow table once).
+	for _, ex := range exs {
+		r, err := capture.NewBytesReader(data, name)
+		if err != nil {
+			return Throughput{}, err
+		}
+		var warm Report
+		if err := ex.Capture(r, &warm, func(*Flow) error { return nil }); err != nil {
+			return Throughput{}, err
+		}
 	}
 	reps := make([]Report, threads)
 	errs := make([]error, threads)

@@ -3,7 +3,8 @@
 package kernels
 
 // AVX-512 versions of the elementwise activations (act_amd64.s), with the
-// same exp as the scan kernel. softplus uses max(v,0) + log1p(e^−|v|) and
+// same exp as the scan kernel, and their AVX2+FMA versions on 8 lanes
+// (act_avx2_amd64.s). softplus uses max(v,0) + log1p(e^−|v|) and
 // log1p(w) = 2·atanh(w/(2+w)), which needs no exponent manipulation and
 // reproduces PyTorch's threshold-20 result (above 20 the log1p term is
 // below half an ulp of v).
@@ -14,25 +15,58 @@ func siluAVX512(n16 int, x, y *float32)
 //go:noescape
 func softplusBiasAVX512(n16 int, x, bias, y *float32)
 
-// siluFast handles the first multiple of 16 elements and returns how many.
+//go:noescape
+func siluAVX2(n8 int, x, y *float32)
+
+//go:noescape
+func softplusBiasAVX2(n8 int, x, bias, y *float32)
+
+// siluFast handles the first multiple of 16 (AVX-512) or 8 (AVX2)
+// elements and returns how many.
 func siluFast(x, y []float32) int {
-	n16 := len(x) / 16
-	if !scanHasAVX512 || n16 == 0 {
-		return 0
+	switch scanSIMD {
+	case simdAVX512:
+		n16 := len(x) / 16
+		if n16 == 0 {
+			return 0
+		}
+		_ = y[16*n16-1]
+		siluAVX512(n16, &x[0], &y[0])
+		return 16 * n16
+	case simdAVX2:
+		n8 := len(x) / 8
+		if n8 == 0 {
+			return 0
+		}
+		_ = y[8*n8-1]
+		siluAVX2(n8, &x[0], &y[0])
+		return 8 * n8
 	}
-	_ = y[16*n16-1]
-	siluAVX512(n16, &x[0], &y[0])
-	return 16 * n16
+	return 0
 }
 
-// softplusBiasFast handles the first multiple of 16 elements of one row.
+// softplusBiasFast handles the first multiple of 16 (AVX-512) or 8
+// (AVX2) elements of one row and returns how many.
 func softplusBiasFast(x, bias, y []float32) int {
-	n16 := len(x) / 16
-	if !scanHasAVX512 || n16 == 0 {
-		return 0
+	switch scanSIMD {
+	case simdAVX512:
+		n16 := len(x) / 16
+		if n16 == 0 {
+			return 0
+		}
+		_ = y[16*n16-1]
+		_ = bias[16*n16-1]
+		softplusBiasAVX512(n16, &x[0], &bias[0], &y[0])
+		return 16 * n16
+	case simdAVX2:
+		n8 := len(x) / 8
+		if n8 == 0 {
+			return 0
+		}
+		_ = y[8*n8-1]
+		_ = bias[8*n8-1]
+		softplusBiasAVX2(n8, &x[0], &bias[0], &y[0])
+		return 8 * n8
 	}
-	_ = y[16*n16-1]
-	_ = bias[16*n16-1]
-	softplusBiasAVX512(n16, &x[0], &bias[0], &y[0])
-	return 16 * n16
+	return 0
 }

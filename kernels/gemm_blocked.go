@@ -34,9 +34,13 @@ const (
 // kc 128–384 and mc 5–40 panels were within the ±5 % noise of a shared
 // 2-core machine.
 type gemmKernel struct {
-	name     string
-	mr, nr   int
-	fn       gemmTileFunc
+	name   string
+	mr, nr int
+	fn     gemmTileFunc
+	// rem, by increasing mr, are shorter kernels for a last partial row
+	// panel of full-width column panels (M = 48 with mr = 14 would
+	// otherwise compute 56 rows).
+	rem      []gemmRemKernel
 	narrowNR int
 	narrow   gemmTileFunc
 	// packTrans8, if not nil, speeds up packing op(B) = Bᵀ.
@@ -51,6 +55,13 @@ type gemmKernel struct {
 	kc     int // depth of one packed block
 	mc     int // rows of op(A) per block (multiple of mr)
 	nc     int // columns of op(B) packed per block (multiple of nr)
+}
+
+// gemmRemKernel is a micro-kernel for mr rows (fewer than the main one)
+// and the main kernel's nr columns.
+type gemmRemKernel struct {
+	mr int
+	fn gemmTileFunc
 }
 
 // panelWidth is the packed width of the column panel that starts with w
@@ -278,8 +289,19 @@ func gemmMacro(g *gemmKernel, ws *Workspace, kc, mc, nc int, a []float32, rs, cs
 			aoff += ps
 		}
 		if full < mc {
-			fn(kc, ws.a, 1, g.mr, bpanel, tile, pw, false)
-			gemmTileOut(tile, pw, mc-full, w, c[full*ldc+jr:], ldc, acc)
+			// The shortest kernel covering the h rows reads them from the
+			// mr-strided packed panel.
+			h, rfn := mc-full, fn
+			if pw == g.nr {
+				for _, rk := range g.rem {
+					if rk.mr >= h {
+						rfn = rk.fn
+						break
+					}
+				}
+			}
+			rfn(kc, ws.a, 1, g.mr, bpanel, tile, pw, false)
+			gemmTileOut(tile, pw, h, w, c[full*ldc+jr:], ldc, acc)
 		}
 		boff += kc * pw
 		jr += w

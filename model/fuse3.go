@@ -464,6 +464,7 @@ type Fuse3Workspace struct {
 	errs    []error      // (Batch) per-flow errors
 	sums    []float64    // (3·Batch) per-flow pre-training loss sums
 	noise   Fuse3Noise   // drawn pre-training noise (training only)
+	packs   []blockPacks // encoder weights packed for GemmPacked (inference)
 }
 
 // fuse3Worker is one goroutine's scratch and gradient accumulator.
@@ -565,14 +566,51 @@ func (m *Fuse3) head(h, logits []float32) {
 	}
 }
 
-// lastRows is how many final rows the classifier's last block must
-// produce: from the first CLS row to the end.
-func (m *Fuse3) lastRows() int {
-	first := m.Layout.Tokens
-	for _, r := range m.Layout.CLS {
-		first = min(first, r)
+// encodeCLS runs the encoder in inference on the assembled tokens emb
+// (L, E) and leaves the final-norm outputs of the CLS rows in
+// wk.acts.Out (other rows are not final). Blocks 0..depth−2 run on every
+// token; the last block's out_proj and the final add + RMSNorm run only
+// on the CLS rows the head reads (for 443 tokens this skips 440 rows of
+// the last out_proj, about 7 % of the forward).
+//
+// packs are the encoder weights packed once per batch (nil: pack inside
+// each GEMM).
+func (m *Fuse3) encodeCLS(emb []float32, wk *fuse3Worker, packs []blockPacks) {
+	st := m.encoder(m.P)
+	d, depth, L := st.Dims, len(st.Blocks), m.Layout.Tokens
+	dm, di := d.DModel, d.DInner
+	a, s := wk.acts, wk.enc
+	var bp *blockPacks
+	if packs != nil {
+		bp = &packs[depth-1]
 	}
-	return m.Layout.Tokens - first
+	// After the first depth−1 blocks, a.Res[depth−1] is the residual
+	// stream entering the last block (the sub-stack's own final norm is
+	// computed and discarded).
+	if depth > 1 {
+		first := &Stack{Dims: d, Blocks: st.Blocks[:depth-1], NormF: st.NormF}
+		var fp []blockPacks
+		if packs != nil {
+			fp = packs[:depth-1]
+		}
+		first.forwardPacked(L, emb, nil, a, s, 0, fp)
+	} else {
+		copy(a.Res[0][:L*dm], emb[:L*dm])
+	}
+	res, hid := a.Res[depth-1], a.Hid[depth-1]
+	b := &st.Blocks[depth-1]
+	kernels.AddRMSNormForward(L, dm, res, nil, 1, res, b.NormW, normEps, s.nrm, s.rstd)
+	mixerForwardPacked(d, b, bp, L, s.nrm, hid, L-1, s.mix) // out_proj for the byte CLS (last row) only
+	var outPack *kernels.PackedB
+	if bp != nil {
+		outPack = bp.out
+	}
+	for _, r := range m.Layout.CLS {
+		if r != L-1 {
+			s.mix.linear(outPack, 1, dm, di, s.mix.yg[r*di:(r+1)*di], di, b.OutProjW, hid[r*dm:(r+1)*dm], dm)
+		}
+		kernels.AddRMSNormForward(1, dm, res[r*dm:(r+1)*dm], hid[r*dm:(r+1)*dm], 1, a.Res[depth][r*dm:(r+1)*dm], st.NormF, normEps, a.Out[r*dm:(r+1)*dm], a.RstdF[r:r+1])
+	}
 }
 
 func (m *Fuse3) checkClassify(b *Fuse3Batch, ws *Fuse3Workspace, logits []float32, train bool) error {
@@ -596,16 +634,26 @@ func (m *Fuse3) Forward(b *Fuse3Batch, logits []float32, ws *Fuse3Workspace) err
 	if ws.train {
 		return m.ForwardTrain(b, logits, ws, TrainOptions{})
 	}
-	C, L := m.Cfg.NumClasses, m.Layout.Tokens
-	enc := m.encoder(m.P)
-	last := m.lastRows()
+	C := m.Cfg.NumClasses
 	errs := ws.errs[:b.N]
+	// Pack the encoder weights once per batch unless the batch is a single
+	// flow (then packing inside the GEMM costs the same).
+	var packs []blockPacks
+	if b.N > 1 {
+		if len(ws.packs) != len(m.P.Blocks) {
+			ws.packs = make([]blockPacks, len(m.P.Blocks))
+		}
+		for i := range ws.packs {
+			ws.packs[i].repack(encoderDims(m.Cfg), &m.P.Blocks[i])
+		}
+		packs = ws.packs
+	}
 	kernels.ParallelFor(b.N, ws.Threads, func(w, i int) {
 		wk := ws.workers[w]
 		if errs[i] = m.Layout.Forward(wk.emb, &m.P.Emb, m.flowInput(b, i)); errs[i] != nil {
 			return
 		}
-		enc.forward(L, wk.emb, nil, wk.acts, wk.enc, last)
+		m.encodeCLS(wk.emb, wk, packs)
 		m.Layout.CLSSum(wk.cls, wk.acts.Out)
 		m.head(wk.cls, logits[i*C:(i+1)*C])
 	})

@@ -11,12 +11,15 @@ import (
 // benchFuse3Batch fills a batch of n flows with random bytes, sizes and
 // IATs (half the flows padded after 10 packets).
 func benchFuse3Batch(m *Fuse3, n int) *Fuse3Batch {
+	return benchInputs(m.Cfg.ByteLength, m.Cfg.SeqLen, n)
+}
+
+func benchInputs(nb, sl, n int) *Fuse3Batch {
 	rng := rand.New(rand.NewPCG(1, 1))
-	b := m.NewFuse3Batch(n)
+	b := &Fuse3Batch{N: n, Bytes: make([]float32, n*nb), Sizes: make([]float32, n*sl), IATs: make([]float32, n*sl)}
 	for i := range b.Bytes {
 		b.Bytes[i] = float32(rng.IntN(256))/127.5 - 1
 	}
-	sl := m.Cfg.SeqLen
 	for i := 0; i < n; i++ {
 		for j := 0; j < sl; j++ {
 			if i%2 == 1 && j >= 10 {
@@ -116,4 +119,27 @@ func BenchmarkFuse3PretrainStepBatch16(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*B)/b.Elapsed().Seconds(), "flows/s")
 	b.ReportMetric(float64(b.N*B)/(f3CPUTime()-cpu0).Seconds(), "flows/cpu-s")
+}
+
+// BenchmarkFuse3RefNetMambaForwardBatch64 is the NetMamba byte classifier
+// (401 tokens) with the same metrics, for the fuse3/NetMamba cost ratio
+// (expected ≈ 443/401 tokens).
+func BenchmarkFuse3RefNetMambaForwardBatch64(b *testing.B) {
+	m, err := NewRandom(arch.Config{NumClasses: 7}, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const batch = 64
+	in := benchInputs(1600, 20, batch)
+	ws := m.NewWorkspace(batch, 2, false)
+	logits := make([]float32, batch*7)
+	b.ResetTimer()
+	cpu0 := f3CPUTime()
+	for i := 0; i < b.N; i++ {
+		if err := m.Forward(in.Bytes, batch, logits, ws); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "flows/s")
+	b.ReportMetric(float64(b.N*batch)/(f3CPUTime()-cpu0).Seconds(), "flows/cpu-s")
 }

@@ -12,8 +12,8 @@ import (
 type Data struct {
 	Path    string
 	N       int
-	Bytes   []byte  // (N, repr.ViewBytes) raw byte views
-	Labels  []int   // class index per flow; -1 when unlabelled
+	Bytes   []byte // (N, repr.ViewBytes) raw byte views
+	Labels  []int  // class index per flow; -1 when unlabelled
 	Classes []string
 	Sources []string // source capture per flow
 	Views   []repr.View

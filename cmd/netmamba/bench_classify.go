@@ -39,11 +39,11 @@ type benchClassifyResult struct {
 	Mbps             float64 `json:"mbps"`
 	PacketsPerSec    float64 `json:"packets_per_s"`
 	FlowsPerSec      float64 `json:"flows_per_s"`
-	ModelSeconds     float64 `json:"model_seconds"`       // summed over classifier workers
-	ModelFlowsPerSec float64 `json:"model_flows_per_s"`   // classified / model seconds, per worker
-	LatencyP50Ms     float64 `json:"latency_p50_ms"`      // queue to verdict
-	LatencyP99Ms     float64 `json:"latency_p99_ms"`      // queue to verdict
-	PeakHeapMB       float64 `json:"peak_heap_mb"`        // sampled
+	ModelSeconds     float64 `json:"model_seconds"`        // summed over classifier workers
+	ModelFlowsPerSec float64 `json:"model_flows_per_s"`    // classified / model seconds, per worker
+	LatencyP50Ms     float64 `json:"latency_p50_ms"`       // queue to verdict
+	LatencyP99Ms     float64 `json:"latency_p99_ms"`       // queue to verdict
+	PeakHeapMB       float64 `json:"peak_heap_mb"`         // sampled
 	NotAssigned      uint64  `json:"packets_not_assigned"` // non-IP / malformed
 }
 

@@ -425,6 +425,7 @@ func runLive(ctx context.Context, p *classify.Pipeline, sink func(*classify.Resu
 		return func(data []byte, tsNs int64, _ int) { in.Packet(capture.LinkEthernet, data, tsNs) }
 	})
 	close(done)
+	p.SetBlocking(true) // flows flushed at shutdown wait for a classifier instead of being shed
 	for _, in := range ingests {
 		in.Close()
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/eval"
 	"github.com/netmamba/netmamba/train"
 )
@@ -14,7 +15,8 @@ import (
 func newEvalCmd() *cobra.Command {
 	var (
 		modelPath, dataPath, oodPath, calibPath string
-		format, out, logPath                    string
+		format, out, logPath, saveCalibrated    string
+		keep                                    float64
 		asJSON                                  bool
 		batch, threads, resamples               int
 		seed                                    uint64
@@ -110,6 +112,20 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 			if err != nil {
 				return err
 			}
+			if saveCalibrated != "" {
+				if rep.Temperature == nil {
+					return fmt.Errorf("eval: --save-calibrated needs --calibrate-on VALID")
+				}
+				th, err := eval.UnknownThreshold(in.ValLogits, len(in.ValLabels), C, *rep.Temperature, keep)
+				if err != nil {
+					return err
+				}
+				if err := writeCalibrated(modelPath, saveCalibrated, *rep.Temperature, th); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "eval: temperature %.4f, unknown threshold %.4f (keeps %.0f %% of the validation flows) -> %s\n",
+					*rep.Temperature, th, 100*keep, saveCalibrated)
+			}
 			w := cmd.OutOrStdout()
 			switch format {
 			case "json":
@@ -164,6 +180,8 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 	fs.IntVar(&threads, "threads", 0, "worker threads (0 = all CPUs)")
 	fs.IntVar(&resamples, "resamples", 1000, "bootstrap resamples for the 95 % intervals")
 	fs.Uint64Var(&seed, "seed", 0, "bootstrap seed")
+	fs.StringVar(&saveCalibrated, "save-calibrated", "", "write a copy of the model with the fitted temperature and an unknown-verdict threshold (needs --calibrate-on)")
+	fs.Float64Var(&keep, "unknown-keep", 0.95, "with --save-calibrated: the share of validation flows the unknown threshold keeps")
 	return c
 }
 
@@ -230,3 +248,28 @@ func loadClassifier(path string, batch, threads int) (*train.Loaded, string, err
 	return l, path, err
 }
 
+// writeCalibrated copies the model at src (the embedded model when "") to
+// dst with calibration metadata: classify divides logits by temperature and
+// answers "unknown" below threshold.
+func writeCalibrated(src, dst string, temperature, threshold float64) error {
+	var f *checkpoint.File
+	var err error
+	if src == "" {
+		f, err = defaultModelFile()
+	} else {
+		f, err = checkpoint.Load(src)
+	}
+	if err != nil {
+		return err
+	}
+	meta, err := checkpoint.ParseMeta(f.Metadata)
+	if err != nil {
+		return err
+	}
+	meta.Calib = checkpoint.CalibMeta{Temperature: temperature, UnknownThreshold: threshold, HasThreshold: true}
+	if meta.FormatVersion == "" {
+		meta.FormatVersion = checkpoint.FormatVersion
+	}
+	f.Metadata = meta.Map()
+	return checkpoint.Save(dst, f, checkpoint.WriteOptions{})
+}

@@ -38,6 +38,7 @@ func newRootCmd() *cobra.Command {
 		newEvalCmd(),
 		newAblateCmd(),
 		newClassifyCmd(),
+		newServeCmd(),
 	// subcommands are added here, one constructor per file
 	)
 	return root

@@ -420,4 +420,3 @@ func keys(m map[string]bool) []string {
 	}
 	return out
 }
-

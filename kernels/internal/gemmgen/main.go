@@ -47,6 +47,8 @@ type kernel struct {
 var kernels = []kernel{
 	{name: "gemmKernelAVX2x6x16", mr: 6, nv: 2, zmm: false, unroll: 4, doc: "AVX2+FMA, 6×16 tile in 12 ymm accumulators"},
 	{name: "gemmKernelAVX512x14x32", mr: 14, nv: 2, zmm: true, unroll: 2, doc: "AVX-512F, 14×32 tile in 28 zmm accumulators"},
+	{name: "gemmKernelAVX512x8x32", mr: 8, nv: 2, zmm: true, unroll: 2, doc: "AVX-512F, 8×32 tile for a last panel of at most 8 rows"},
+	{name: "gemmKernelAVX512x4x32", mr: 4, nv: 2, zmm: true, unroll: 2, doc: "AVX-512F, 4×32 tile for a last panel of at most 4 rows"},
 	{name: "gemmKernelAVX512x14x16", mr: 14, nv: 1, zmm: true, unroll: 2, bcst: true, doc: "AVX-512F, 14×16 tile in 14 zmm accumulators with embedded-broadcast FMAs (narrow column remainder; a separate VBROADCASTSS per FMA ran at 84 instead of 112 GFLOP/s on Zen 4)"},
 }
 

@@ -9,6 +9,7 @@ func genAct(g *gen) {
 		g.data("actK", []konst{{name: "at" + string(rune('0'+j)), v: v}})
 	}
 	g.data("actK", []konst{{"sign", math32Sign}, {"two", 2}})
+	g.data("actK", clampConsts)
 	g.w("")
 	// SiLU: y = x / (1 + exp(-x)), n16 blocks of 16.
 	g.w("// func siluAVX512(n16 int, x, y *float32)")
@@ -22,7 +23,7 @@ func genAct(g *gen) {
 	g.w("silu_loop:")
 	g.i("VMOVUPS (SI), Z0")
 	g.i("VPXORD.BCST actK_sign<>(SB), Z0, Z1")
-	g.expRegs("Z1", "Z2", "Z3")
+	g.expRegsClamped("actK", "Z1", "Z2", "Z3")
 	g.i("VADDPS Z30, Z3, Z3")
 	g.i("VDIVPS Z3, Z0, Z0")
 	g.i("VMOVUPS Z0, (DI)")
@@ -47,12 +48,12 @@ func genAct(g *gen) {
 	g.i("JZ sp_done")
 	g.w("sp_loop:")
 	g.i("VMOVUPS (SI), Z0")
-	g.i("VADDPS (DX), Z0, Z0")                  // v
-	g.i("VPORD.BCST actK_sign<>(SB), Z0, Z1")   // −|v|
-	g.expRegs("Z1", "Z2", "Z3")                 // w = e^−|v|
-	g.i("VADDPS.BCST actK_two<>(SB), Z3, Z4")   // 2 + w
-	g.i("VDIVPS Z4, Z3, Z4")                    // s = w/(2+w)
-	g.i("VMULPS Z4, Z4, Z5")                    // s²
+	g.i("VADDPS (DX), Z0, Z0")                 // v
+	g.i("VPORD.BCST actK_sign<>(SB), Z0, Z1")  // −|v|
+	g.expRegsClamped("actK", "Z1", "Z2", "Z3") // w = e^−|v|
+	g.i("VADDPS.BCST actK_two<>(SB), Z3, Z4")  // 2 + w
+	g.i("VDIVPS Z4, Z3, Z4")                   // s = w/(2+w)
+	g.i("VMULPS Z4, Z4, Z5")                   // s²
 	g.i("VBROADCASTSS actK_at0<>(SB), Z6")
 	for j := 1; j < 8; j++ {
 		g.i("VFMADD213PS.BCST actK_at%d<>(SB), Z5, Z6", j)

@@ -2,7 +2,8 @@
 // kernels: scan_amd64.s (selective scan forward, 16 channels × d_state
 // 16, state in registers Z0–Z15), scan_bwd_amd64.s (its backward),
 // act_amd64.s (SiLU, softplus(x+bias)) and conv_amd64.s (causal conv of
-// width 4). It is run by `go generate` in package kernels:
+// width 4), and their AVX2+FMA versions on 8 channels (the *_avx2_amd64.s
+// files, see avx2.go). It is run by `go generate` in package kernels:
 //
 //	go run ./internal/scangen -dir .
 //
@@ -25,18 +26,31 @@ import (
 func main() {
 	dir := flag.String("dir", ".", "output directory (package kernels)")
 	flag.Parse()
-	for name, gen := range map[string]func(*gen){
-		"scan_amd64.s":     genScan,
-		"scan_bwd_amd64.s": genScanBwd,
-		"act_amd64.s":      genAct,
-		"conv_amd64.s":     genConv,
-	} {
-		g := &gen{}
-		gen(g)
-		if err := os.WriteFile(filepath.Join(*dir, name), g.buf.Bytes(), 0o644); err != nil {
+	for name, src := range generate() {
+		if err := os.WriteFile(filepath.Join(*dir, name), src, 0o644); err != nil {
 			log.Fatal(err)
 		}
 	}
+}
+
+// generate returns every file's content by name.
+func generate() map[string][]byte {
+	out := map[string][]byte{}
+	for name, emit := range map[string]func(*gen){
+		"scan_amd64.s":          genScan,
+		"scan_bwd_amd64.s":      genScanBwd,
+		"act_amd64.s":           genAct,
+		"conv_amd64.s":          genConv,
+		"scan_avx2_amd64.s":     genScanAVX2,
+		"scan_bwd_avx2_amd64.s": genScanBwdAVX2,
+		"act_avx2_amd64.s":      genActAVX2,
+		"conv_avx2_amd64.s":     genConvAVX2,
+	} {
+		g := &gen{}
+		emit(g)
+		out[name] = g.buf.Bytes()
+	}
+	return out
 }
 
 type gen struct{ buf bytes.Buffer }
@@ -88,6 +102,19 @@ func (g *gen) expRegs(zx, zk, zp string) {
 	}
 	g.i("VSCALEFPS %s, %s, %s", zk, zp, zp)
 }
+
+// expRegsClamped is expRegs for arbitrary inputs: x is first clamped to
+// [−110, 89] (prefix_lo, prefix_hi), where e^x is already 0 (below the
+// smallest subnormal) or +Inf, so a huge |x| cannot make the reduction
+// inexact (softplus(±1e20) was NaN without it). A NaN x gives −110 (0).
+func (g *gen) expRegsClamped(prefix, zx, zk, zp string) {
+	g.i("VMAXPS.BCST %s_lo<>(SB), %s, %s", prefix, zx, zx)
+	g.i("VMINPS.BCST %s_hi<>(SB), %s, %s", prefix, zx, zx)
+	g.expRegs(zx, zk, zp)
+}
+
+// clampConsts are the bounds of expRegsClamped.
+var clampConsts = []konst{{"lo", -110}, {"hi", 89}}
 
 // expMem is expRegs with only Z21–Z23 and Z30 in registers; the
 // polynomial coefficients are broadcast from memory (prefix_cN).

@@ -1,10 +1,13 @@
 package main
 
+import "math"
+
 // genScan writes scan16AVX512 (see scan_amd64.go for the contract).
 func genScan(g *gen) {
 	g.header("selective scan forward")
 	g.data("scanK", expConsts)
 	g.data("scanK", []konst{{"sign", math32Sign}})
+	g.data("scanK", clampConsts)
 	g.w("")
 	g.w("// func scan16AVX512(L int, u *float32, ldu int, dt *float32, lddt int, z *float32, ldz int, at *float32, b *float32, c *float32, ldbc int, dsk *float32, h *float32, y *float32, ldy int)")
 	g.w("// 16 channels, d_state 16: at and h are (16 states, 16 channels); y gets the gated output.")
@@ -52,7 +55,7 @@ func genScan(g *gen) {
 	g.i("VFMADD231PS (R14), Z19, Z18")
 	g.i("VMOVUPS (R10), Z19")
 	g.i("VPXORD.BCST scanK_sign<>(SB), Z19, Z19")
-	g.expRegs("Z19", "Z20", "Z31")
+	g.expRegsClamped("scanK", "Z19", "Z20", "Z31")
 	g.i("VADDPS Z30, Z31, Z31")
 	g.i("VMOVUPS (R10), Z19")
 	g.i("VDIVPS Z31, Z19, Z19")
@@ -75,7 +78,5 @@ func genScan(g *gen) {
 	g.i("RET")
 }
 
-// math32Sign is the float whose bits are 0x80000000 (−0): XOR flips signs.
-var math32Sign = negZero()
-
-func negZero() float64 { return float64(float32frombits(0x80000000)) }
+// math32Sign is −0 (bits 0x80000000): XOR with it flips signs, OR sets them.
+var math32Sign = math.Copysign(0, -1)

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/model"
+	"github.com/netmamba/netmamba/model/arch"
+)
+
+const classifyTrace = "../../../shared/data/ndpi-trace.pcapng"
+
+// writeTinyRandomModel saves a RANDOMLY INITIALISED tiny NetMamba
+// classifier (a test fixture, not a trained model).
+func writeTinyRandomModel(t *testing.T, classes []string) string {
+	t.Helper()
+	m, err := model.NewRandom(arch.Config{EmbedDim: 8, Depth: 1, NumClasses: len(classes)}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.P.HeadW {
+		m.P.HeadW[i] *= 200 // spread the logits so that labels differ between flows
+	}
+	cfg := m.Cfg
+	meta := checkpoint.Meta{Config: &cfg, Classes: classes}
+	path := filepath.Join(t.TempDir(), "random-tiny.safetensors")
+	if err := checkpoint.WriteSafetensors(path, &checkpoint.File{Tensors: m.Tensors(), Metadata: meta.Map()}, checkpoint.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func runCLIErr(t *testing.T, args ...string) (string, string) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		t.Fatalf("netmamba %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), errb.String()
+}
+
+// flowKeyOf is the identity of a flow in the nfstream-style output.
+func flowKeyOf(m map[string]any) string {
+	return fmt.Sprint(m["src_ip"], m["src_port"], m["dst_ip"], m["dst_port"], m["protocol"], m["vlan_id"], m["bidirectional_first_seen_ms"])
+}
+
+// TestClassifyMatchesPrepExportPredict is the acceptance check through the
+// CLI: `classify --format jsonl` on ndpi-trace.pcapng (restricted by a
+// filter to keep the test short) gives one result per flow, with the
+// label that `prep` + `dataset export --format u8` + `predict` give on the
+// same flows.
+func TestClassifyMatchesPrepExportPredict(t *testing.T) {
+	if _, err := os.Stat(classifyTrace); err != nil {
+		t.Fatalf("test data missing: %v", err)
+	}
+	classes := []string{"a", "b", "c", "d"}
+	mpath := writeTinyRandomModel(t, classes)
+	const filter = "tcp port 443 or udp"
+	dir := t.TempDir()
+	ds := filepath.Join(dir, "x.nmds")
+	runCLI(t, "prep", "-q", "--filter", filter, "-o", ds, classifyTrace)
+	runCLI(t, "dataset", "export", "--format", "u8", "-o", filepath.Join(dir, "x.u8"), ds)
+	runCLI(t, "dataset", "export", "--format", "jsonl", "-o", filepath.Join(dir, "x.jsonl"), ds)
+	runCLI(t, "predict", "--model", mpath, "--bytes", filepath.Join(dir, "x.u8"), "--logits", filepath.Join(dir, "x.f32"))
+
+	// Offline labels, keyed by flow identity.
+	raw, err := os.ReadFile(filepath.Join(dir, "x.f32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jf, err := os.Open(filepath.Join(dir, "x.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jf.Close()
+	want := map[string]string{}
+	C := len(classes)
+	sc := bufio.NewScanner(jf)
+	sc.Buffer(nil, 1<<20)
+	row := 0
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("export jsonl row %d: %v", row, err)
+		}
+		best := 0
+		for k := range C {
+			v := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*(row*C+k):]))
+			if v > math.Float32frombits(binary.LittleEndian.Uint32(raw[4*(row*C+best):])) {
+				best = k
+			}
+		}
+		want[flowKeyOf(m)] = classes[best]
+		row++
+	}
+	if row*C*4 != len(raw) || row < 100 {
+		t.Fatalf("%d exported flows, %d logits bytes", row, len(raw))
+	}
+
+	out, stderr := runCLIErr(t, "classify", "--model", mpath, "--format", "jsonl", "--filter", filter, classifyTrace)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != row {
+		t.Fatalf("classify wrote %d results, prep exported %d flows", len(lines), row)
+	}
+	seen := map[string]bool{}
+	for i, ln := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(ln), &m); err != nil {
+			t.Fatalf("result %d: %v: %s", i, err, ln)
+		}
+		for _, f := range []string{"src_ip", "src_port", "dst_ip", "dst_port", "protocol", "bidirectional_packets", "label", "confidence", "classified_at_packets"} {
+			if _, ok := m[f]; !ok {
+				t.Fatalf("result %d lacks %q: %s", i, f, ln)
+			}
+		}
+		if _, ok := m["confidence"].(float64); !ok {
+			t.Fatalf("confidence is not a number: %s", ln)
+		}
+		k := flowKeyOf(m)
+		if seen[k] {
+			t.Fatalf("flow reported twice: %s", ln)
+		}
+		seen[k] = true
+		w, ok := want[k]
+		if !ok {
+			t.Fatalf("flow not in prep's dataset: %s", ln)
+		}
+		if m["label"] != w {
+			t.Fatalf("flow %s: classify %v, predict %s", k, m["label"], w)
+		}
+	}
+	distinct := map[string]bool{}
+	for _, l := range want {
+		distinct[l] = true
+	}
+	if len(distinct) < 2 {
+		t.Fatalf("the fixture model gives one label only: the check would be trivial")
+	}
+	if !strings.Contains(stderr, fmt.Sprintf("%d flows: %d classified", row, row)) {
+		t.Fatalf("summary: %s", stderr)
+	}
+	t.Logf("%d flows, labels equal to prep+export+predict; summary:\n%s", row, stderr)
+}
+
+// TestClassifyCSVAndThreshold checks the CSV header (nfstream names) and
+// that --unknown-threshold 1 makes every flow unknown.
+func TestClassifyCSVAndThreshold(t *testing.T) {
+	mpath := writeTinyRandomModel(t, []string{"a", "b", "c"})
+	out, _ := runCLIErr(t, "classify", "--model", mpath, "--format", "csv", "--filter", "udp port 53", "--unknown-threshold", "1", classifyTrace)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 10 {
+		t.Fatalf("only %d CSV lines", len(lines))
+	}
+	if !strings.HasPrefix(lines[0], "src_ip,src_port,dst_ip,dst_port,protocol,ip_version,vlan_id,bidirectional_first_seen_ms,") ||
+		!strings.Contains(lines[0], ",label,confidence,top_k,classified_at_packets,shed,") {
+		t.Fatalf("header: %s", lines[0])
+	}
+	for _, ln := range lines[1:] {
+		if !strings.Contains(ln, ",unknown,") || !strings.Contains(ln, ",53,17,") && !strings.Contains(ln, ",17,") {
+			t.Fatalf("row: %s", ln)
+		}
+	}
+}

@@ -1,0 +1,363 @@
+package serve
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/classify"
+	"github.com/netmamba/netmamba/extract"
+	"github.com/netmamba/netmamba/model"
+	"github.com/netmamba/netmamba/model/arch"
+	"github.com/netmamba/netmamba/samplegen"
+	"github.com/netmamba/netmamba/train"
+)
+
+var testClasses = []string{"web", "mail", "chat"}
+
+// newTestPipeline builds a pipeline on a RANDOMLY INITIALISED tiny model
+// (a fixture, not a trained model).
+func newTestPipeline(t *testing.T) *classify.Pipeline {
+	t.Helper()
+	m, err := model.NewRandom(arch.Config{EmbedDim: 8, Depth: 1, NumClasses: len(testClasses)}, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.P.HeadW {
+		m.P.HeadW[i] *= 200 // spread the logits so that labels differ between flows
+	}
+	cfg := m.Cfg
+	meta := checkpoint.Meta{Config: &cfg, Classes: testClasses}
+	path := filepath.Join(t.TempDir(), "random-tiny.safetensors")
+	if err := checkpoint.WriteSafetensors(path, &checkpoint.File{Tensors: m.Tensors(), Metadata: meta.Map()}, checkpoint.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := train.LoadClassifier(path, 64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := classify.New([]train.Classifier{l.Net}, classify.Options{Classes: l.Meta.Classes, Bidirectional: true, Block: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// sampleCapture is the generated sample traffic and its flows (keys as
+// "src:sport-dst:dport/proto") per the offline extractor.
+func sampleCapture(t *testing.T) ([]byte, map[string]bool) {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := samplegen.Generate(&buf, samplegen.Options{Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "sample.pcapng")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	if _, err := extract.Files([]string{path}, extract.Options{Bidirectional: true}, func(_ string, f *extract.Flow) error {
+		r := classify.Result{Key: f.Key}
+		var m map[string]any
+		json.Unmarshal(r.AppendJSON(nil), &m)
+		want[flowName(m)] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), want
+}
+
+func flowName(m map[string]any) string {
+	return fmt.Sprintf("%v:%v-%v:%v/%v", m["src_ip"], m["src_port"], m["dst_ip"], m["dst_port"], m["protocol"])
+}
+
+func do(t *testing.T, method, url, token string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func TestAPI(t *testing.T) {
+	p := newTestPipeline(t)
+	capBytes, want := sampleCapture(t)
+	srv := New(p, nil, Config{Token: "s3cret", MaxUpload: int64(len(capBytes)) + 10})
+	defer srv.Close()
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+
+	if code, _ := do(t, "POST", ts.URL+"/api/classify", "", capBytes); code != http.StatusUnauthorized {
+		t.Fatalf("no token: status %d", code)
+	}
+	if code, _ := do(t, "POST", ts.URL+"/api/classify", "wrong", capBytes); code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: status %d", code)
+	}
+	if code, _ := do(t, "GET", ts.URL+"/healthz", "", nil); code != 200 {
+		t.Fatalf("healthz: %d", code)
+	}
+	big := append(append([]byte(nil), capBytes...), make([]byte, 100)...)
+	if code, _ := do(t, "POST", ts.URL+"/api/classify", "s3cret", big); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized upload: status %d", code)
+	}
+	if code, _ := do(t, "POST", ts.URL+"/api/classify", "s3cret", []byte("not a capture")); code != http.StatusBadRequest {
+		t.Fatalf("garbage upload: status %d", code)
+	}
+
+	// gzip body
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(capBytes)
+	zw.Close()
+	code, body := do(t, "POST", ts.URL+"/api/classify?name=sample", "s3cret", gz.Bytes())
+	if code != 200 {
+		t.Fatalf("classify: %d %s", code, body)
+	}
+	var flows []map[string]any
+	if err := json.Unmarshal(body, &flows); err != nil {
+		t.Fatal(err)
+	}
+	if len(flows) != len(want) {
+		t.Fatalf("%d flows returned, the extractor finds %d", len(flows), len(want))
+	}
+	labels := map[string]int{}
+	for _, f := range flows {
+		if !want[flowName(f)] {
+			t.Fatalf("unexpected flow %s", flowName(f))
+		}
+		labels[f["label"].(string)]++
+		if f["source"] != "sample" {
+			t.Fatalf("source %v", f["source"])
+		}
+	}
+
+	// recent flows, filtered
+	for label, n := range labels {
+		code, body = do(t, "GET", ts.URL+"/api/flows?limit=100000&label="+label, "s3cret", nil)
+		var got []map[string]any
+		if err := json.Unmarshal(body, &got); code != 200 || err != nil || len(got) != n {
+			t.Fatalf("flows?label=%s: %d, %v, %d results, want %d", label, code, err, len(got), n)
+		}
+	}
+	src := flows[0]["src_ip"].(string)
+	nSrc := 0
+	for _, f := range flows {
+		if f["src_ip"] == src {
+			nSrc++
+		}
+	}
+	code, body = do(t, "GET", ts.URL+"/api/flows?limit=100000&src_ip="+src, "s3cret", nil)
+	var got []map[string]any
+	if json.Unmarshal(body, &got); len(got) != nSrc {
+		t.Fatalf("flows?src_ip=%s: %d results, want %d", src, len(got), nSrc)
+	}
+	code, body = do(t, "GET", ts.URL+"/api/flows?limit=2", "s3cret", nil)
+	if json.Unmarshal(body, &got); len(got) != 2 {
+		t.Fatalf("limit=2: %d results", len(got))
+	}
+
+	// metrics
+	code, body = do(t, "GET", ts.URL+"/metrics", "s3cret", nil)
+	text := string(body)
+	wantLine := fmt.Sprintf(`netmamba_flows_classified_total{pipeline="upload"} %d`, len(want))
+	if code != 200 || !strings.Contains(text, wantLine) {
+		t.Fatalf("metrics lack %q:\n%s", wantLine, text)
+	}
+	for label, n := range labels {
+		if l := fmt.Sprintf(`netmamba_flows_by_label_total{label=%q} %d`, label, n); !strings.Contains(text, l) {
+			t.Fatalf("metrics lack %q", l)
+		}
+	}
+}
+
+func TestCheckBind(t *testing.T) {
+	for _, c := range []struct {
+		addr, token string
+		ok          bool
+	}{
+		{"127.0.0.1:8080", "", true}, {"localhost:0", "", true}, {"[::1]:80", "", true},
+		{"0.0.0.0:8080", "", false}, {":8080", "", false}, {"10.1.2.3:80", "", false},
+		{"0.0.0.0:8080", "t", true}, {"nonsense", "", false},
+	} {
+		if err := CheckBind(c.addr, c.token); (err == nil) != c.ok {
+			t.Errorf("CheckBind(%q, %q) = %v", c.addr, c.token, err)
+		}
+	}
+}
+
+// freePort returns a free localhost TCP port.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestRedisSink starts Debian's redis-server (installed by .ci/run), sends
+// an upload's results to it and reads them back.
+func TestRedisSink(t *testing.T) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server not installed (apt-get install -y redis-server): %v", err)
+	}
+	port := freePort(t)
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd.Dir = t.TempDir()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	ctx := context.Background()
+	var rs *RedisSink
+	for i := 0; ; i++ {
+		if rs, err = NewRedisSink(ctx, addr); err == nil {
+			break
+		}
+		if i == 50 {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p := newTestPipeline(t)
+	capBytes, want := sampleCapture(t)
+	srv := New(p, nil, Config{})
+	defer srv.Close()
+	srv.AddSink(rs.Add)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	code, body := do(t, "POST", ts.URL+"/api/classify", "", capBytes)
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	var flows []map[string]any
+	json.Unmarshal(body, &flows)
+	rs.Close() // drains the queue
+	if w, d, f := rs.Counts(); w != uint64(len(want)) || d != 0 || f != 0 {
+		t.Fatalf("redis: %d written, %d dropped, %d failed; want %d", w, d, f, len(want))
+	}
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	n, err := c.XLen(ctx, "netmamba:flows").Result()
+	if err != nil || n != int64(len(want)) {
+		t.Fatalf("XLEN = %d, %v; want %d", n, err, len(want))
+	}
+	entries, err := c.XRange(ctx, "netmamba:flows", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range entries {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(e.Values["json"].(string)), &m); err != nil {
+			t.Fatal(err)
+		}
+		if !want[flowName(m)] || m["label"] != e.Values["label"] {
+			t.Fatalf("entry %d: %v", i, e.Values)
+		}
+	}
+	f := flows[0]
+	h, err := c.HGetAll(ctx, "netmamba:flow:"+flowName(f)).Result()
+	if err != nil || h["label"] != f["label"] || h["packets"] != fmt.Sprint(f["bidirectional_packets"]) {
+		t.Fatalf("HGETALL %s = %v, %v; want label %v packets %v", flowName(f), h, err, f["label"], f["bidirectional_packets"])
+	}
+	if ttl, _ := c.TTL(ctx, "netmamba:flow:"+flowName(f)).Result(); ttl <= 0 {
+		t.Fatalf("flow hash has no expiry: %v", ttl)
+	}
+}
+
+// TestDashboardChromium loads the dashboard in headless Chromium (installed
+// by .ci/run), checks that the rendered DOM lists the uploaded flows and
+// saves a screenshot.
+func TestDashboardChromium(t *testing.T) {
+	bin := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		t.Fatal("chromium not installed (apt-get install -y chromium)")
+	}
+	p := newTestPipeline(t)
+	capBytes, _ := sampleCapture(t)
+	srv := New(p, nil, Config{SeriesEvery: 100 * time.Millisecond})
+	defer srv.Close()
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	code, body := do(t, "POST", ts.URL+"/api/classify", "", capBytes)
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	var flows []map[string]any
+	json.Unmarshal(body, &flows)
+	time.Sleep(300 * time.Millisecond) // a few time-series points
+
+	dir := t.TempDir()
+	args := func(extra ...string) []string {
+		return append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+			"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+			"--user-data-dir=" + filepath.Join(dir, "profile"), "--virtual-time-budget=5000"}, extra...)
+	}
+	run := func(a []string) []byte {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, a...).Output()
+		if err != nil {
+			t.Fatalf("chromium %v: %v", a, err)
+		}
+		return out
+	}
+	dom := string(run(args("--dump-dom", ts.URL+"/")))
+	if !strings.Contains(dom, `data-loaded="1"`) {
+		t.Fatalf("dashboard did not load its data:\n%.2000s", dom)
+	}
+	rows := strings.Count(dom, "<tr>") - 1 // minus the header row
+	if rows != min(50, len(flows)) {
+		t.Fatalf("dashboard shows %d flow rows, want %d", rows, min(50, len(flows)))
+	}
+	last := flows[len(flows)-1] // newest result first in the table
+	if !strings.Contains(dom, fmt.Sprintf("%v:%v", last["src_ip"], last["src_port"])) {
+		t.Fatalf("dashboard lacks the newest flow %v", flowName(last))
+	}
+	shot := filepath.Join(dir, "dashboard.png")
+	run(args("--window-size=1200,900", "--screenshot="+shot, ts.URL+"/"))
+	png, err := os.ReadFile(shot)
+	if err != nil || len(png) < 1000 || string(png[1:4]) != "PNG" {
+		t.Fatalf("screenshot %s: %v (%d bytes)", shot, err, len(png))
+	}
+	if keep := os.Getenv("NETMAMBA_KEEP_SCREENSHOT"); keep != "" {
+		os.WriteFile(keep, png, 0o644)
+	}
+	t.Logf("dashboard: %d rows; screenshot %s (%d bytes)", rows, shot, len(png))
+}
