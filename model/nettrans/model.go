@@ -239,6 +239,11 @@ type Workspace struct {
 	train   bool
 	workers []*worker
 	losses  []float64
+	// split training step (ForwardTrain → Backward): the inputs and
+	// options of the last ForwardTrain.
+	saved      Batch
+	savedOpt   TrainOptions
+	savedReady bool
 }
 
 // worker is one goroutine's memory.
@@ -253,6 +258,11 @@ type worker struct {
 	dropout float64
 	pcg     *rand.PCG
 	rng     *rand.Rand
+	// held is the flow of the last ForwardTrain / Backward whose training
+	// activations are in acts (-1: none), so Backward need not recompute it.
+	held int
+	// recLogits receives the logits of a recomputed forward (C).
+	recLogits []float32
 }
 
 // drawMasks draws the dropout masks of flow i into the worker's training
@@ -287,7 +297,8 @@ func (m *Model) NewWorkspace(threads int, train bool) *Workspace {
 	}
 	ws := &Workspace{Threads: threads, m: m, train: train}
 	for w := 0; w < threads; w++ {
-		wk := &worker{attn: kernels.NewAttentionScratch(), pcg: rand.NewPCG(0, 0)}
+		wk := &worker{attn: kernels.NewAttentionScratch(), pcg: rand.NewPCG(0, 0), held: -1,
+			recLogits: make([]float32, m.d.classes)}
 		wk.rng = rand.New(wk.pcg)
 		wk.acts = m.newActivations(train)
 		if train {
@@ -307,6 +318,8 @@ func (m *Model) Forward(b *Batch, logits []float32, ws *Workspace) error {
 	C := m.d.classes
 	kernels.ParallelFor(b.N, len(ws.workers), func(w, i int) {
 		wk := ws.workers[w]
+		wk.held = -1
+		wk.dropout = 0
 		m.forwardFlow(m.flowInput(b, i), wk.acts, wk, logits[i*C:(i+1)*C])
 	})
 	return nil
@@ -363,6 +376,7 @@ func (m *Model) ForwardBackward(b *Batch, labels []int, opt TrainOptions, logits
 		wk := ws.workers[w]
 		lg := logits[i*C : (i+1)*C]
 		in := m.flowInput(b, i)
+		wk.held = -1
 		wk.drawMasks(opt, i)
 		m.forwardFlow(in, wk.acts, wk, lg)
 		dl := wk.bw.dlogits

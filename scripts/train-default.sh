@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Trains the default model that the netmamba binary embeds
+# (assets/netmamba-default.safetensors) from ../shared/data:
+#   1. datasets: ndpi-app train/valid/test (class map fixed by classes.txt) and the
+#      unlabelled ndpi-pretrain.pcapng (free of valid/test traffic);
+#   2. MAE pre-training of NetMamba on ndpi-pretrain;
+#   3. fine-tuning from it on train, epoch chosen by validation macro-F1;
+#   4. evaluation on test (the figures the README quotes), written next to the model;
+#   5. temperature and unknown-verdict threshold fitted on valid, stored in the model.
+# Deterministic for fixed seeds and THREADS. Usage: scripts/train-default.sh [WORKDIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-../shared}
+WORK=${1:-/tmp/netmamba-default}
+THREADS=${THREADS:-2}
+SEED=${SEED:-0}
+PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-6}
+EPOCHS=${EPOCHS:-30}
+LOSS=${LOSS:-ce}
+mkdir -p "$WORK"
+go build -o "$WORK/netmamba" ./cmd/netmamba
+nm="$WORK/netmamba"
+for s in train valid test; do
+  "$nm" prep -q --classes "$SHARED/data/ndpi-app/classes.txt" -o "$WORK/app-$s.nmds" "$SHARED/data/ndpi-app/$s"
+done
+"$nm" prep -q -o "$WORK/pretrain.nmds" "$SHARED/data/ndpi-pretrain.pcapng"
+if [ ! -f "$WORK/pretrain.safetensors" ]; then
+  "$nm" pretrain --data "$WORK/pretrain.nmds" --epochs "$PRETRAIN_EPOCHS" --threads "$THREADS" --seed 0 \
+    -o "$WORK/pretrain.safetensors"
+fi
+"$nm" finetune --data "$WORK/app-train.nmds" --valid "$WORK/app-valid.nmds" --init "$WORK/pretrain.safetensors" \
+  --epochs "$EPOCHS" --seed "$SEED" --loss "$LOSS" --threads "$THREADS" -o "$WORK/finetuned.safetensors"
+"$nm" eval --model "$WORK/finetuned.safetensors" --data "$WORK/app-valid.nmds" --calibrate-on "$WORK/app-valid.nmds" \
+  --save-calibrated "$WORK/netmamba-default.safetensors" --format json > "$WORK/eval-valid.json"
+"$nm" eval --model "$WORK/netmamba-default.safetensors" --data "$WORK/app-test.nmds" --calibrate-on "$WORK/app-valid.nmds" \
+  --format table | tee "$WORK/eval-test.txt"
+"$nm" eval --model "$WORK/netmamba-default.safetensors" --data "$WORK/app-test.nmds" --calibrate-on "$WORK/app-valid.nmds" \
+  --format html --log "$WORK/finetuned.log.jsonl" -o "$WORK/eval-test.html"
+cp "$WORK/netmamba-default.safetensors" assets/netmamba-default.safetensors
+echo "default model -> assets/netmamba-default.safetensors (rebuild the binary to embed it)"
