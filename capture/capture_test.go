@@ -5,34 +5,14 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/netmamba/netmamba/internal/sharedtest"
 )
 
-// sharedDir finds ../shared next to the module root (fails if missing).
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-	s := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(filepath.Join(s, "data", "ndpi-trace.pcapng")); err != nil {
-		t.Fatalf("shared data missing: %v", err)
-	}
-	return s
-}
+// sharedDir is ../shared beside the repository (see internal/sharedtest).
+func sharedDir(t testing.TB) string { return sharedtest.Dir(t) }
 
 type testPkt struct {
 	ts    int64

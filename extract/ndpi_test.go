@@ -8,33 +8,13 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/netmamba/netmamba/internal/sharedtest"
+
 	"github.com/netmamba/netmamba/flow"
 )
 
-// sharedDir finds ../shared next to the module root; the test fails (does
-// not skip) when it is missing.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	s := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(filepath.Join(s, "data", "ndpi-app", "manifest.csv")); err != nil {
-		t.Fatalf("shared data missing: %v", err)
-	}
-	return s
-}
+// sharedDir is ../shared beside the repository (see internal/sharedtest).
+func sharedDir(t testing.TB) string { return sharedtest.Dir(t) }
 
 // readCSV returns the rows of a CSV file as maps keyed by the header.
 func readCSV(t testing.TB, path string) []map[string]string {
