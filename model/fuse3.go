@@ -465,6 +465,23 @@ type Fuse3Workspace struct {
 	sums    []float64    // (3·Batch) per-flow pre-training loss sums
 	noise   Fuse3Noise   // drawn pre-training noise (training only)
 	packs   []blockPacks // encoder weights packed for GemmPacked (inference)
+	tpacks  []blockPacks // encoder weights packed for training (forward + backward)
+	dpacks  []blockPacks // byte decoder weights packed for pre-training
+}
+
+// trainStacks packs the current weights for a training forward or
+// backward (O(parameters), once per batch) and returns the encoder and,
+// for pre-training, the decoder stacks that use them.
+func (ws *Fuse3Workspace) trainStacks(m *Fuse3, pre bool) (enc, dec *Stack) {
+	enc = m.encoder(m.P)
+	repackBlocks(&ws.tpacks, enc.Dims, enc.Blocks, true)
+	enc.packs = ws.tpacks
+	if pre {
+		dec = m.decoder(m.P)
+		repackBlocks(&ws.dpacks, dec.Dims, dec.Blocks, true)
+		dec.packs = ws.dpacks
+	}
+	return enc, dec
 }
 
 // fuse3Worker is one goroutine's scratch and gradient accumulator.
@@ -735,7 +752,7 @@ func (m *Fuse3) ForwardTrain(b *Fuse3Batch, logits []float32, ws *Fuse3Workspace
 	ws.copyInput(b)
 	ws.n, ws.pre = b.N, false
 	C, L, E := m.Cfg.NumClasses, m.Layout.Tokens, m.Cfg.EmbedDim
-	enc := m.encoder(m.P)
+	enc, _ := ws.trainStacks(m, false)
 	errs := ws.errs[:b.N]
 	kernels.ParallelFor(b.N, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
@@ -764,7 +781,13 @@ func (m *Fuse3) Backward(dlogits []float32, ws *Fuse3Workspace, g *Fuse3Params) 
 	if g == nil || len(g.Flat()) != len(m.P.Flat()) {
 		return fmt.Errorf("model: fuse3: gradient set was not made by this model's NewGrads")
 	}
-	enc := m.encoder(m.P)
+	enc, _ := ws.trainStacks(m, false)
+	// The loss reads the CLS rows only: the final norm and the last
+	// out_proj back-propagate rows [first CLS, L).
+	lastRows := 0
+	for _, r := range m.Layout.CLS {
+		lastRows = max(lastRows, L-r)
+	}
 	nw := min(ws.Threads, B)
 	for w := 0; w < nw; w++ {
 		ws.workers[w].grad.Zero()
@@ -787,7 +810,7 @@ func (m *Fuse3) Backward(dlogits []float32, ws *Fuse3Workspace, g *Fuse3Params) 
 		}
 		clear(wk.dout[:L*E])
 		m.Layout.CLSSumBackward(wk.dout, ds)
-		enc.backward(L, f.encScale, f.enc, wk.dout, m.encoder(gp), wk.enc, wk.demb)
+		enc.backwardRows(L, f.encScale, f.enc, wk.dout, m.encoder(gp), wk.enc, wk.demb, lastRows)
 		if len(f.dropMask) > 0 {
 			for j, s := range f.dropMask {
 				wk.demb[j] *= s

@@ -214,7 +214,7 @@ func (m *Fuse3) ForwardPretrain(b *Fuse3Batch, noise *Fuse3Noise, ws *Fuse3Works
 	}
 	ws.copyInput(b)
 	ws.n, ws.pre = B, true
-	enc, dec := m.encoder(m.P), m.decoder(m.P)
+	enc, dec := ws.trainStacks(m, true)
 	byteSum, sizeSum, iatSum := ws.sums[:B], ws.sums[B:2*B], ws.sums[2*B:3*B]
 	clear(ws.sums[:3*B])
 	errs := ws.errs[:B]
@@ -375,7 +375,7 @@ func (m *Fuse3) BackwardPretrain(ws *Fuse3Workspace, g *Fuse3Params) error {
 	}
 	B, T, K, E, Dd, S, Ms := ws.n, m.Tokens, m.Kept(), m.Cfg.EmbedDim, m.Cfg.DecoderEmbedDim, m.Cfg.Stride, m.SeqMasked()
 	V, BS, Lenc, L := m.Opt.SizeVocab(), m.Layout.ByteStart, m.preEncTokens(), m.Layout.Tokens
-	enc, dec := m.encoder(m.P), m.decoder(m.P)
+	enc, dec := ws.trainStacks(m, true)
 	nw := min(ws.Threads, B)
 	for w := 0; w < nw; w++ {
 		ws.workers[w].grad.Zero()

@@ -1,8 +1,9 @@
 package model
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/netmamba/netmamba/kernels"
 )
@@ -90,7 +91,10 @@ func (m *Model) ForwardMAE(x, noise []float32, B int, ws *Workspace, opt TrainOp
 	}
 	decRates := DropPathRates(m.Cfg.DecoderDepth, opt.DropPath)
 	if noise == nil {
-		noise = make([]float32, B*T)
+		if len(ws.noise) < B*T {
+			ws.noise = make([]float32, ws.Batch*T)
+		}
+		noise = ws.noise[:B*T]
 		for i := range noise {
 			noise[i] = opt.Rand.Float32()
 		}
@@ -102,8 +106,11 @@ func (m *Model) ForwardMAE(x, noise []float32, B int, ws *Workspace, opt TrainOp
 	}
 	ws.n, ws.mae = B, true
 	copy(ws.x, x[:B*nb])
-	enc, dec := m.encoder(m.P), m.decoder(m.P)
-	sums := make([]float64, B)
+	enc, dec := ws.trainStacks(m)
+	if len(ws.sums) < B {
+		ws.sums = make([]float64, ws.Batch)
+	}
+	sums := ws.sums[:B]
 	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		mf, s := f.mae, wk.mae
@@ -113,19 +120,19 @@ func (m *Model) ForwardMAE(x, noise []float32, B int, ws *Workspace, opt TrainOp
 		for j := range s.order {
 			s.order[j] = j
 		}
-		sort.SliceStable(s.order, func(a, b int) bool { return nz[s.order[a]] < nz[s.order[b]] })
+		slices.SortStableFunc(s.order, func(a, b int) int { return cmp.Compare(nz[a], nz[b]) })
 		for r, j := range s.order {
 			mf.restore[j] = r
 			if r < K {
 				mf.keep[r] = j
 			}
 		}
-		// Encoder input: visible tokens in noise order, CLS last.
-		m.embed(xi, wk.emb)
+		// Encoder input: visible tokens in noise order, CLS last (only
+		// these are embedded).
 		for r, j := range mf.keep {
-			copy(s.encIn[r*E:(r+1)*E], wk.emb[j*E:(j+1)*E])
+			m.embedToken(xi, j, s.encIn[r*E:(r+1)*E])
 		}
-		copy(s.encIn[K*E:(K+1)*E], wk.emb[T*E:(T+1)*E])
+		m.embedToken(xi, T, s.encIn[K*E:(K+1)*E])
 		f.applyDropout(s.encIn, opt.DropRate, seeds[i])
 		enc.forward(K+1, s.encIn, f.encScale, mf.enc, wk.enc, 0)
 		// decoder_embed (K+1, Dd)
@@ -185,7 +192,7 @@ func (m *Model) BackwardMAE(ws *Workspace, g *Params) error {
 		return fmt.Errorf("model: BackwardMAE needs a ForwardMAE on this workspace first")
 	}
 	T, K, E, Dd, S, nb, B := m.Tokens, m.Kept(), m.Cfg.EmbedDim, m.Cfg.DecoderEmbedDim, m.Cfg.Stride, m.Cfg.ByteLength, ws.n
-	enc, dec := m.encoder(m.P), m.decoder(m.P)
+	enc, dec := ws.trainStacks(m)
 	nw := min(ws.Threads, B)
 	for w := 0; w < nw; w++ {
 		ws.workers[w].grad.Zero()
@@ -249,13 +256,17 @@ func (m *Model) BackwardMAE(ws *Workspace, g *Params) error {
 				s.dEncIn[j] *= v
 			}
 		}
-		// Scatter to the full embedding gradient and back through embed.
-		clear(wk.demb)
-		for r, j := range mf.keep {
-			copy(wk.demb[j*E:(j+1)*E], s.dEncIn[r*E:(r+1)*E])
+		// Back through the embedding of the visible tokens and CLS, in
+		// token order (masked tokens have no gradient).
+		for j := 0; j <= T; j++ {
+			r := K
+			if j < T {
+				if r = mf.restore[j]; r >= K {
+					continue
+				}
+			}
+			m.embedTokenBackward(xi, j, s.dEncIn[r*E:(r+1)*E], gp)
 		}
-		copy(wk.demb[T*E:(T+1)*E], s.dEncIn[K*E:(K+1)*E])
-		m.embedBackward(xi, wk.demb, gp)
 	})
 	for w := 0; w < nw; w++ {
 		g.addFrom(ws.workers[w].grad)

@@ -91,6 +91,32 @@ type Workspace struct {
 	x       []float32    // training input copy (B, ByteLength)
 	mae     bool
 	packs   []blockPacks // encoder weights packed for GemmPacked (inference)
+	tpacks  []blockPacks // encoder weights packed for training (forward + backward)
+	dpacks  []blockPacks // MAE decoder weights packed for training
+	seeds   []uint64     // (Batch) per-flow dropout seeds of the last training forward
+	sums    []float64    // (Batch) per-flow MAE loss sums
+	noise   []float32    // (Batch, Tokens) drawn MAE masking noise
+	plain   bool         // tests: train without packed weights and CLS-row backward (the reference path)
+}
+
+// trainStacks packs the current weights for a training forward or
+// backward (O(parameters), once per batch) and returns the encoder and,
+// for a pre-training model, decoder stacks that use them.
+func (ws *Workspace) trainStacks(m *Model) (enc, dec *Stack) {
+	enc = m.encoder(m.P)
+	if m.Cfg.Task == "pretrain" {
+		dec = m.decoder(m.P)
+	}
+	if ws.plain {
+		return enc, dec
+	}
+	repackBlocks(&ws.tpacks, enc.Dims, enc.Blocks, true)
+	enc.packs = ws.tpacks
+	if dec != nil {
+		repackBlocks(&ws.dpacks, dec.Dims, dec.Blocks, true)
+		dec.packs = ws.dpacks
+	}
+	return enc, dec
 }
 
 // repack packs the encoder's Linear weights (once per batch).
@@ -179,51 +205,65 @@ func (m *Model) NewWorkspace(batch, threads int, train bool) *Workspace {
 // s·t+s]) + pos_embed[t]; the CLS token cls_token + pos_embed[tokens] is
 // last.
 func (m *Model) embed(x, emb []float32) {
+	E := m.Cfg.EmbedDim
+	for t := 0; t <= m.Tokens; t++ {
+		m.embedToken(x, t, emb[t*E:t*E+E])
+	}
+}
+
+// embedToken writes token t's embedding (E) into row (t = Tokens: CLS).
+func (m *Model) embedToken(x []float32, t int, row []float32) {
 	E, S, T := m.Cfg.EmbedDim, m.Cfg.Stride, m.Tokens
 	p := m.P
-	for t := 0; t < T; t++ {
-		row := emb[t*E : t*E+E]
-		xs := x[t*S : t*S+S]
-		pos := p.PosEmbed[t*E : t*E+E]
+	pos := p.PosEmbed[t*E : t*E+E]
+	row = row[:E]
+	if t == T {
 		for e := range row {
-			w := p.PatchW[e*S : e*S+S]
-			v := p.PatchB[e]
-			for k, xv := range xs {
-				v += w[k] * xv
-			}
-			row[e] = v + pos[e]
+			row[e] = p.ClsToken[e] + pos[e]
 		}
+		return
 	}
-	row := emb[T*E : T*E+E]
-	pos := p.PosEmbed[T*E : T*E+E]
+	xs := x[t*S : t*S+S]
 	for e := range row {
-		row[e] = p.ClsToken[e] + pos[e]
+		w := p.PatchW[e*S : e*S+S]
+		v := p.PatchB[e]
+		for k, xv := range xs {
+			v += w[k] * xv
+		}
+		row[e] = v + pos[e]
 	}
 }
 
 // embedBackward accumulates the gradients of embed for one flow: demb
 // (tokens+1, E) → patch weights/bias, pos_embed and cls_token.
 func (m *Model) embedBackward(x, demb []float32, g *Params) {
+	E := m.Cfg.EmbedDim
+	for t := 0; t <= m.Tokens; t++ {
+		m.embedTokenBackward(x, t, demb[t*E:t*E+E], g)
+	}
+}
+
+// embedTokenBackward accumulates the gradients of token t's embedding
+// from its gradient row (E).
+func (m *Model) embedTokenBackward(x []float32, t int, row []float32, g *Params) {
 	E, S, T := m.Cfg.EmbedDim, m.Cfg.Stride, m.Tokens
-	for t := 0; t <= T; t++ {
-		row := demb[t*E : t*E+E]
-		pos := g.PosEmbed[t*E : t*E+E]
+	row = row[:E]
+	pos := g.PosEmbed[t*E : t*E+E]
+	for e, v := range row {
+		pos[e] += v
+	}
+	if t == T {
 		for e, v := range row {
-			pos[e] += v
+			g.ClsToken[e] += v
 		}
-		if t == T {
-			for e, v := range row {
-				g.ClsToken[e] += v
-			}
-			continue
-		}
-		xs := x[t*S : t*S+S]
-		for e, v := range row {
-			g.PatchB[e] += v
-			w := g.PatchW[e*S : e*S+S]
-			for k, xv := range xs {
-				w[k] += v * xv
-			}
+		return
+	}
+	xs := x[t*S : t*S+S]
+	for e, v := range row {
+		g.PatchB[e] += v
+		w := g.PatchW[e*S : e*S+S]
+		for k, xv := range xs {
+			w[k] += v * xv
 		}
 	}
 }
@@ -299,7 +339,7 @@ func (m *Model) ForwardTrain(x []float32, B int, logits []float32, ws *Workspace
 	}
 	ws.n, ws.mae = B, false
 	copy(ws.x, x[:B*nb])
-	enc := m.encoder(m.P)
+	enc, _ := ws.trainStacks(m)
 	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		m.embed(ws.x[i*nb:(i+1)*nb], wk.emb)
@@ -320,7 +360,11 @@ func (ws *Workspace) drawTrain(depth, B int, opt TrainOptions) ([]uint64, error)
 		return nil, fmt.Errorf("model: drop-path %g and dropout %g must be in [0, 1)", opt.DropPath, opt.DropRate)
 	}
 	rates := DropPathRates(depth, opt.DropPath)
-	seeds := make([]uint64, B)
+	if cap(ws.seeds) < B {
+		ws.seeds = make([]uint64, ws.Batch)
+	}
+	seeds := ws.seeds[:B]
+	clear(seeds)
 	for i := 0; i < B; i++ {
 		f := ws.flows[i]
 		for l := range f.encScale {
@@ -384,7 +428,7 @@ func (m *Model) Backward(dlogits []float32, ws *Workspace, g *Params) error {
 	if len(dlogits) < B*C {
 		return fmt.Errorf("model: dlogits has %d values, want %d×%d", len(dlogits), B, C)
 	}
-	enc := m.encoder(m.P)
+	enc, _ := ws.trainStacks(m)
 	nw := min(ws.Threads, B)
 	for w := 0; w < nw; w++ {
 		ws.workers[w].grad.Zero()
@@ -406,7 +450,12 @@ func (m *Model) Backward(dlogits []float32, ws *Workspace, g *Params) error {
 				dh[e] += v * hw[e]
 			}
 		}
-		enc.backward(L, f.encScale, f.enc, wk.dout, m.encoder(gp), wk.enc, wk.demb)
+		// The loss reads the CLS row only.
+		rows := 1
+		if ws.plain {
+			rows = 0
+		}
+		enc.backwardRows(L, f.encScale, f.enc, wk.dout, m.encoder(gp), wk.enc, wk.demb, rows)
 		if len(f.dropMask) > 0 {
 			for j, s := range f.dropMask {
 				wk.demb[j] *= s

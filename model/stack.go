@@ -19,18 +19,25 @@ type Stack struct {
 	Dims   Dims
 	Blocks []MambaParams
 	NormF  []float32
+
+	packs []blockPacks // optional packed weights of Blocks (repackBlocks); nil: pack per product
 }
 
 // stackActs holds one sequence's saved activations for backward:
 // Res[i] (L, d_model) for i ≤ depth (Res[depth] is the input of the final
 // norm), Hid[i] (L, d_model) the mixer outputs, Out (L, d_model) the final
 // norm output and RstdF (L) its reciprocal RMS. In inference all Res[i]
-// alias one buffer and all Hid[i] another.
+// alias one buffer and all Hid[i] another. Training also keeps each
+// mixer's in_proj output XZ[i] (L, 2·d_inner) and x_proj output XDbl[i]
+// (L, dt_rank+2N), so that backward does not recompute the largest
+// product (in_proj is ⅗ of a block's forward FLOPs).
 type stackActs struct {
 	Res   [][]float32
 	Hid   [][]float32
 	Out   []float32
 	RstdF []float32
+	XZ    [][]float32 // training only
+	XDbl  [][]float32 // training only
 }
 
 func newStackActs(d Dims, depth, L int, train bool) *stackActs {
@@ -45,6 +52,13 @@ func newStackActs(d Dims, depth, L int, train bool) *stackActs {
 			a.Hid[i], buf = buf[:n:n], buf[n:]
 		}
 		a.Out = buf[:n:n]
+		nz, nd := L*2*d.DInner, L*d.XDbl()
+		mb := make([]float32, depth*(nz+nd))
+		a.XZ, a.XDbl = make([][]float32, depth), make([][]float32, depth)
+		for i := 0; i < depth; i++ {
+			a.XZ[i], mb = mb[:nz:nz], mb[nz:]
+			a.XDbl[i], mb = mb[:nd:nd], mb[nd:]
+		}
 	} else {
 		res, hid := make([]float32, n), make([]float32, n)
 		for i := range a.Res {
@@ -84,7 +98,7 @@ func newStackScratch(d Dims, L int, train bool) *stackScratch {
 // only the last lastRows rows of the final output are computed, and the
 // last mixer's out_proj only for those rows (inference on a CLS token).
 func (st *Stack) forward(L int, x []float32, scales []float32, a *stackActs, s *stackScratch, lastRows int) {
-	st.forwardPacked(L, x, scales, a, s, lastRows, nil)
+	st.forwardPacked(L, x, scales, a, s, lastRows, st.packs)
 }
 
 // forwardPacked is forward with optional pre-packed weights (one
@@ -115,7 +129,15 @@ func (st *Stack) forwardPacked(L int, x []float32, scales []float32, a *stackAct
 		if packs != nil {
 			bp = &packs[i]
 		}
-		mixerForwardPacked(st.Dims, b, bp, L, s.nrm, a.Hid[i], outFrom, s.mix)
+		if a.XZ != nil {
+			// Write the kept products straight into the saved activations.
+			xz, xdbl := s.mix.xz, s.mix.xdbl
+			s.mix.xz, s.mix.xdbl = a.XZ[i], a.XDbl[i]
+			mixerForwardPacked(st.Dims, b, bp, L, s.nrm, a.Hid[i], outFrom, s.mix)
+			s.mix.xz, s.mix.xdbl = xz, xdbl
+		} else {
+			mixerForwardPacked(st.Dims, b, bp, L, s.nrm, a.Hid[i], outFrom, s.mix)
+		}
 	}
 	r := from * dm
 	kernels.AddRMSNormForward(L-from, dm, a.Res[depth-1][r:], a.Hid[depth-1][r:], scale(scales, depth-1), a.Res[depth][r:], st.NormF, normEps, a.Out[r:], a.RstdF[from:])
@@ -132,12 +154,26 @@ func scale(scales []float32, i int) float32 {
 // dx (L, d_model), accumulating parameter gradients into g (same layout as
 // st). a must come from a training forward of the same input.
 func (st *Stack) backward(L int, scales []float32, a *stackActs, dout []float32, g *Stack, s *stackScratch, dx []float32) {
+	st.backwardRows(L, scales, a, dout, g, s, dx, 0)
+}
+
+// backwardRows is backward for a dout that is zero except in its last
+// lastRows rows (lastRows <= 0: all rows), as in a classifier whose loss
+// reads the CLS row only: the final norm and the last mixer's out_proj
+// then back-propagate only those rows. Skipping exact zeros changes no
+// result.
+func (st *Stack) backwardRows(L int, scales []float32, a *stackActs, dout []float32, g *Stack, s *stackScratch, dx []float32, lastRows int) {
 	dm := st.Dims.DModel
 	n := L * dm
 	depth := len(st.Blocks)
+	from := 0
+	if lastRows > 0 && lastRows < L {
+		from = L - lastRows
+	}
 	dres := s.dres[:n]
 	clear(dres)
-	kernels.RMSNormBackward(L, dm, a.Res[depth], st.NormF, a.RstdF, dout, dres, g.NormF)
+	r := from * dm
+	kernels.RMSNormBackward(L-from, dm, a.Res[depth][r:], st.NormF, a.RstdF[from:], dout[r:], dres[r:], g.NormF)
 	for i := depth - 1; i >= 0; i-- {
 		// residual_{i+1} = residual_i + scale_i·hidden_i: dres carries over
 		// unchanged; dhidden_i = scale_i·dres.
@@ -151,7 +187,19 @@ func (st *Stack) backward(L int, scales []float32, a *stackActs, dout []float32,
 		}
 		b, gb := &st.Blocks[i], &g.Blocks[i]
 		kernels.AddRMSNormForward(L, dm, a.Res[i], nil, 1, a.Res[i], b.NormW, normEps, s.nrm, s.rstd)
-		mixerBackward(st.Dims, b, gb, L, s.nrm, dh, s.dnrm, s.mix)
+		var bp *blockPacks
+		if st.packs != nil {
+			bp = &st.packs[i]
+		}
+		rows := 0 // dout rows known to be zero before the last block's mixer
+		if i == depth-1 {
+			rows = from
+		}
+		var xz, xdbl []float32
+		if a.XZ != nil {
+			xz, xdbl = a.XZ[i], a.XDbl[i]
+		}
+		mixerBackwardPacked(st.Dims, b, gb, bp, L, rows, s.nrm, xz, xdbl, dh, s.dnrm, s.mix)
 		kernels.RMSNormBackward(L, dm, a.Res[i], b.NormW, s.rstd, s.dnrm, dres, gb.NormW)
 	}
 	copy(dx[:n], dres)

@@ -96,3 +96,7 @@ func BenchmarkMAEStepBatch128(b *testing.B) {
 	}
 	reportRates(b, b.N*B, cpu0)
 }
+
+// BenchmarkTrainStepBatch16Threads2 is BenchmarkTrainStepBatch64 at batch
+// 16, for the per-flow cost's dependence on the batch size.
+func BenchmarkTrainStepBatch16Threads2(b *testing.B) { benchTrainStep(b, 16, 2) }

@@ -26,6 +26,8 @@ func NewClassifier(cfg arch.Config, seed uint64, batch, threads int, dropPath fl
 			return nil, cfg, err
 		}
 		return NewFuse3Classifier(m, batch, threads, dropPath), m.Cfg, nil
+	case "nettrans", "fuse3_nettrans":
+		return newNetTransClassifier(cfg, seed, batch, threads, dropPath)
 	}
 	return nil, cfg, fmt.Errorf("train: architecture %q cannot be trained by this build", cfg.Arch)
 }
@@ -46,6 +48,8 @@ func NewPretrainer(cfg arch.Config, seed uint64, batch, threads int, dropPath fl
 			return nil, cfg, err
 		}
 		return NewFuse3Pretrain(m, batch, threads, dropPath), m.Cfg, nil
+	case "nettrans", "fuse3_nettrans":
+		return newNetTransPretrain(cfg, seed, batch, threads, dropPath)
 	}
 	return nil, cfg, fmt.Errorf("train: architecture %q cannot be pre-trained by this build", cfg.Arch)
 }

@@ -61,6 +61,10 @@ func ClassifierFromFile(name string, f *checkpoint.File, batch, threads int) (*L
 		}
 		l.Config = m.Cfg
 		l.Net = NewFuse3Classifier(m, batch, threads, 0)
+	case "nettrans", "fuse3_nettrans":
+		if l.Net, l.Config, err = netTransFromTensors(l.Config, f.Tensors, batch, threads); err != nil {
+			return nil, fmt.Errorf("train: %s: %w", name, err)
+		}
 	default:
 		return nil, fmt.Errorf("train: %s: architecture %q is not supported by this build", name, l.Config.Arch)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/model/arch"
 	"github.com/netmamba/netmamba/model/multimodal"
 	"github.com/netmamba/netmamba/model/nettrans"
 	"github.com/netmamba/netmamba/repr"
@@ -175,4 +177,111 @@ func (c *NetTransClassifier) Backward(dlogits []float32) error {
 		return fmt.Errorf("train: nettrans Backward before ForwardTrain")
 	}
 	return c.M.Backward(dlogits, c.grads, c.ws)
+}
+
+// NetTransPretrain adapts a NetTrans pre-training model (nettrans.Model
+// built with Task "pretrain": byte MAE with a NetTrans decoder of width
+// 128 and depth 2, plus size CE and IAT MSE masking for fuse3; see
+// package nettrans) to Pretrainer. Its encoder parameter names are the
+// classifier's, so InitFrom loads a checkpoint of it into a
+// NetTransClassifier.
+//
+// The loss normalisers depend only on the batch size, so Loss runs each
+// flow's backward right after its forward into a pending gradient, and
+// Backward adds it to the parameter gradients.
+type NetTransPretrain struct {
+	M *nettrans.Model
+	// Dropout is the block dropout rate (NetTransDropout).
+	Dropout float64
+	grads   *nettrans.Params
+	pending *nettrans.Params
+	params  []*Param
+	ws      *nettrans.Workspace
+	in      nettrans.Batch
+	last    nettrans.Losses
+	ready   bool
+	threads int
+}
+
+// NewNetTransPretrain wraps the pre-training model m for threads workers.
+// batch and dropPath are accepted for a uniform constructor: the
+// workspace does not depend on the batch size and NetTrans has dropout,
+// not drop-path.
+func NewNetTransPretrain(m *nettrans.Model, batch, threads int, dropPath float64) *NetTransPretrain {
+	_, _ = batch, dropPath
+	a := &NetTransPretrain{M: m, Dropout: NetTransDropout, grads: m.NewGrads(), pending: m.NewGrads(), threads: threads}
+	gl := a.grads.List()
+	for i, p := range m.P.List() {
+		a.params = append(a.params, &Param{Name: p.Name, Shape: p.Shape, Data: p.Data, Grad: gl[i].Data})
+	}
+	return a
+}
+
+// Params implements Pretrainer.
+func (a *NetTransPretrain) Params() []*Param { return a.params }
+
+// ZeroGrad implements Pretrainer.
+func (a *NetTransPretrain) ZeroGrad() { a.grads.Zero() }
+
+// Loss implements Pretrainer: the total loss (byte + size + IAT) of flows
+// idx of d, with masks and dropout drawn from a seed taken from rng.
+func (a *NetTransPretrain) Loss(d *Data, idx []int, rng *rand.Rand) (float32, error) {
+	if err := fillNetTrans(nettransInputsOf(a.M), d, idx, &a.in); err != nil {
+		return 0, err
+	}
+	if a.ws == nil {
+		a.ws = a.M.NewWorkspace(a.threads, true)
+	}
+	l, err := a.M.ForwardBackwardPretrain(&a.in, nettrans.TrainOptions{Dropout: a.Dropout, Seed: rng.Uint64()}, a.pending, a.ws)
+	if err != nil {
+		return 0, fmt.Errorf("train: %s: %w", d.Path, err)
+	}
+	a.last, a.ready = l, true
+	return float32(l.Total), nil
+}
+
+// LastLosses returns the components of the last Loss.
+func (a *NetTransPretrain) LastLosses() nettrans.Losses { return a.last }
+
+// Backward implements Pretrainer.
+func (a *NetTransPretrain) Backward() error {
+	if !a.ready {
+		return fmt.Errorf("train: nettrans Backward without a preceding Loss")
+	}
+	a.ready = false
+	g, p := a.grads.Flat(), a.pending.Flat()
+	for i, v := range p {
+		g[i] += v
+	}
+	return nil
+}
+
+// newNetTransClassifier builds a seeded, officially initialised NetTrans
+// classifier (NewClassifier's "nettrans" / "fuse3_nettrans" case).
+func newNetTransClassifier(cfg arch.Config, seed uint64, batch, threads int, dropPath float64) (Classifier, arch.Config, error) {
+	m, err := nettrans.New(cfg, seed)
+	if err != nil {
+		return nil, cfg, err
+	}
+	return NewNetTransClassifier(m, batch, threads, dropPath), m.Cfg, nil
+}
+
+// newNetTransPretrain builds a seeded NetTrans pre-training model
+// (NewPretrainer's case; cfg.Task is "pretrain").
+func newNetTransPretrain(cfg arch.Config, seed uint64, batch, threads int, dropPath float64) (Pretrainer, arch.Config, error) {
+	m, err := nettrans.New(cfg, seed)
+	if err != nil {
+		return nil, cfg, err
+	}
+	return NewNetTransPretrain(m, batch, threads, dropPath), m.Cfg, nil
+}
+
+// netTransFromTensors builds a NetTrans classifier from checkpoint
+// tensors (ClassifierFromFile's case).
+func netTransFromTensors(cfg arch.Config, ts map[string]*checkpoint.Tensor, batch, threads int) (Classifier, arch.Config, error) {
+	m, err := nettrans.FromTensors(cfg, ts)
+	if err != nil {
+		return nil, cfg, err
+	}
+	return NewNetTransClassifier(m, batch, threads, 0), m.Cfg, nil
 }

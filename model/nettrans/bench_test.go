@@ -9,7 +9,12 @@ import (
 
 // benchModel runs batches of 64 flows through an officially initialised
 // model (random inputs: the cost does not depend on the values).
-func benchModel(b *testing.B, cfg arch.Config, train bool) {
+func benchModel(b *testing.B, cfg arch.Config, train bool) { benchModelMode(b, cfg, train, false) }
+
+// benchModelMode: split selects ForwardTrain + CE + Backward (the train
+// loop's path, which recomputes each flow's forward) instead of the fused
+// ForwardBackward.
+func benchModelMode(b *testing.B, cfg arch.Config, train, split bool) {
 	m, err := New(cfg, 1)
 	if err != nil {
 		b.Fatal(err)
@@ -19,6 +24,7 @@ func benchModel(b *testing.B, cfg arch.Config, train bool) {
 	in, labels := tinyBatch(m, batch, r)
 	ws := m.NewWorkspace(0, train)
 	logits := make([]float32, batch*cfg.NumClasses)
+	dl := make([]float32, batch*cfg.NumClasses)
 	var g *Params
 	if train {
 		g = m.NewGrads()
@@ -26,8 +32,23 @@ func benchModel(b *testing.B, cfg arch.Config, train bool) {
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if train {
-			if _, err := m.ForwardBackward(in, labels, TrainOptions{LabelSmoothing: 0.1}, logits, g, ws); err != nil {
+		if split {
+			if err := m.ForwardTrain(in, logits, TrainOptions{Dropout: 0.1, Seed: uint64(i)}, ws); err != nil {
+				b.Fatal(err)
+			}
+			C := cfg.NumClasses
+			for j := 0; j < batch; j++ {
+				crossEntropy(logits[j*C:(j+1)*C], labels[j], 0.1, dl[j*C:(j+1)*C])
+			}
+			for j := range dl {
+				dl[j] /= batch
+			}
+			g.Zero()
+			if err := m.Backward(dl, g, ws); err != nil {
+				b.Fatal(err)
+			}
+		} else if train {
+			if _, err := m.ForwardBackward(in, labels, TrainOptions{LabelSmoothing: 0.1, Dropout: 0.1, Seed: uint64(i)}, logits, g, ws); err != nil {
 				b.Fatal(err)
 			}
 		} else if err := m.Forward(in, logits, ws); err != nil {
@@ -49,4 +70,16 @@ func BenchmarkForwardFuse3(b *testing.B) {
 
 func BenchmarkTrainStepFuse3(b *testing.B) {
 	benchModel(b, arch.Config{Arch: ArchFuse3, NumClasses: 7}, true)
+}
+
+func BenchmarkTrainStepBytes(b *testing.B) {
+	benchModel(b, arch.Config{Arch: ArchBytes, NumClasses: 7}, true)
+}
+
+func BenchmarkSplitTrainStepBytes(b *testing.B) {
+	benchModelMode(b, arch.Config{Arch: ArchBytes, NumClasses: 7}, true, true)
+}
+
+func BenchmarkSplitTrainStepFuse3(b *testing.B) {
+	benchModelMode(b, arch.Config{Arch: ArchFuse3, NumClasses: 7}, true, true)
 }

@@ -1,6 +1,8 @@
 package nettrans
 
 import (
+	"math"
+
 	"github.com/netmamba/netmamba/kernels"
 	"github.com/netmamba/netmamba/model/multimodal"
 )
@@ -34,7 +36,7 @@ type activations struct {
 
 func (m *Model) newActivations(train bool) *activations {
 	d := m.d
-	L, D, F := d.L, d.D, d.F
+	L, D := d.L, d.D
 	f := func(n int) []float32 { return make([]float32, n) }
 	a := &activations{embed: f(L * D), normOut: f(L * D), normMean: f(L), normRstd: f(L), feat: f(D)}
 	n := 1
@@ -43,15 +45,36 @@ func (m *Model) newActivations(train bool) *activations {
 	}
 	a.blocks = make([]blockActs, n)
 	for i := range a.blocks {
-		a.blocks[i] = blockActs{
-			ln1: f(L * D), ln1Mean: f(L), ln1Rstd: f(L),
-			qkv: f(L * 3 * D), ctx: f(L * D), lse: f(d.H * L), mid: f(L * D),
-			ln2: f(L * D), ln2Mean: f(L), ln2Rstd: f(L),
-			u: f(L * 2 * F), g: f(L * F), out: f(L * D),
-		}
-		if train {
-			a.blocks[i].dropAttn, a.blocks[i].dropFF = f(L*D), f(L*D)
-		}
+		a.blocks[i] = newBlockActs(m.enc, train)
+	}
+	return a
+}
+
+// blockShape is the geometry of a transformer block run: L tokens of
+// width D, H heads of dh, GeGLU hidden width F, attention scale dh^-½.
+type blockShape struct {
+	L, D, H, dh, F int
+	scale          float32
+}
+
+func newBlockShape(L, D, H int) blockShape {
+	dh := D / H
+	return blockShape{L: L, D: D, H: H, dh: dh, F: 4 * D, scale: float32(1 / math.Sqrt(float64(dh)))}
+}
+
+// newBlockActs allocates one block's activations for shape s (dropout
+// masks with train).
+func newBlockActs(s blockShape, train bool) blockActs {
+	L, D, F := s.L, s.D, s.F
+	f := func(n int) []float32 { return make([]float32, n) }
+	a := blockActs{
+		ln1: f(L * D), ln1Mean: f(L), ln1Rstd: f(L),
+		qkv: f(L * 3 * D), ctx: f(L * D), lse: f(s.H * L), mid: f(L * D),
+		ln2: f(L * D), ln2Mean: f(L), ln2Rstd: f(L),
+		u: f(L * 2 * F), g: f(L * F), out: f(L * D),
+	}
+	if train {
+		a.dropAttn, a.dropFF = f(L*D), f(L*D)
 	}
 	return a
 }
@@ -72,10 +95,14 @@ type backScratch struct {
 
 func (m *Model) newBackScratch() *backScratch {
 	d := m.d
-	L, D, F := d.L, d.D, d.F
+	// sized for the largest block run (encoder or pre-training decoder)
+	LD, LF := m.enc.L*m.enc.D, m.enc.L*m.enc.F
+	if d.pretrain {
+		LD, LF = max(LD, m.dec.L*m.dec.D, d.fullL*d.D), max(LF, m.dec.L*m.dec.F)
+	}
 	f := func(n int) []float32 { return make([]float32, n) }
-	return &backScratch{dlogits: f(d.classes), dfeat: f(D), dn: f(L * D), dx: f(L * D), dh: f(L * D),
-		dqkv: f(L * 3 * D), dctx: f(L * D), du: f(L * 2 * F), dg: f(L * F), dbr: f(L * D)}
+	return &backScratch{dlogits: f(max(d.classes, 1)), dfeat: f(d.D), dn: f(LD), dx: f(LD), dh: f(LD),
+		dqkv: f(3 * LD), dctx: f(LD), du: f(2 * LF), dg: f(LF), dbr: f(LD)}
 }
 
 // gemm is kernels.GemmWS with the worker's packing scratch.
@@ -118,7 +145,7 @@ func (m *Model) bytesEmbedForward(out, x []float32) {
 	D := d.D
 	multimodal.StrideEmbedForward(out, D, x, p.PatchW, p.PatchB, d.patches, d.stride, D)
 	copy(out[d.patches*D:(d.patches+1)*D], p.ClsToken)
-	for i, pe := range p.PosEmbed[:d.L*D] {
+	for i, pe := range p.PosEmbed[:d.fullL*D] {
 		out[i] += pe
 	}
 }
@@ -127,7 +154,7 @@ func (m *Model) bytesEmbedForward(out, x []float32) {
 func (m *Model) bytesEmbedBackward(g *Params, dout, x []float32) {
 	d := m.d
 	D := d.D
-	for i, v := range dout[:d.L*D] {
+	for i, v := range dout[:d.fullL*D] {
 		g.PosEmbed[i] += v
 	}
 	for c, v := range dout[d.patches*D : (d.patches+1)*D] {
@@ -138,13 +165,12 @@ func (m *Model) bytesEmbedBackward(g *Params, dout, x []float32) {
 
 // blockForward runs one pre-norm block on x (L, D) into a.out. a.out may
 // alias x: x is last read before a.out is first written.
-func (m *Model) blockForward(p *BlockParams, x []float32, a *blockActs, wk *worker) {
-	d := m.d
-	L, D, F := d.L, d.D, d.F
+func blockForward(s blockShape, p *BlockParams, x []float32, a *blockActs, wk *worker) {
+	L, D, F := s.L, s.D, s.F
 	kernels.LayerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, p.Norm1W, p.Norm1B, L, D, blockEps)
 	// (L, 3D) = ln1 · [Wq; Wk; Wv]ᵀ
 	wk.gemm(false, true, L, 3*D, D, a.ln1, D, p.QKVW, D, 0, a.qkv, 3*D)
-	kernels.AttentionForward(a.ctx, D, a.lse, a.qkv, a.qkv[D:], a.qkv[2*D:], 3*D, L, d.H, d.dh, m.scale, wk.attn)
+	kernels.AttentionForward(a.ctx, D, a.lse, a.qkv, a.qkv[D:], a.qkv[2*D:], 3*D, L, s.H, s.dh, s.scale, wk.attn)
 	// mid = x + drop(ctx·Woᵀ + bo)
 	if wk.dropout > 0 {
 		wk.gemm(false, true, L, D, D, a.ctx, D, p.OutW, D, 0, a.mid, D)
@@ -191,9 +217,10 @@ func (wk *worker) branchGrad(dx, mask []float32) []float32 {
 
 // blockBackward: on entry dx holds dL/d(out); on return dL/d(x), with the
 // parameter gradients accumulated into gp. x is the block's input.
-func (m *Model) blockBackward(p, gp *BlockParams, x []float32, a *blockActs, dx []float32, wk *worker) {
-	d, bw := m.d, wk.bw
-	L, D, F := d.L, d.D, d.F
+func blockBackward(s blockShape, p, gp *BlockParams, x []float32, a *blockActs, dx []float32, wk *worker) {
+	bw := wk.bw
+	L, D, F := s.L, s.D, s.F
+	dx = dx[:L*D]
 	// FFN: out = mid + drop(g·W2ᵀ + b2)
 	dbr := wk.branchGrad(dx, a.dropFF)
 	colSum(gp.FF2B, dbr, L, D)
@@ -210,7 +237,7 @@ func (m *Model) blockBackward(p, gp *BlockParams, x []float32, a *blockActs, dx 
 	wk.gemm(true, false, D, D, L, dbr, D, a.ctx, D, 1, gp.OutW, D)
 	wk.gemm(false, false, L, D, D, dbr, D, p.OutW, D, 0, bw.dctx, D)
 	kernels.AttentionBackward(bw.dqkv, bw.dqkv[D:], bw.dqkv[2*D:], bw.dctx, a.ctx, D, a.lse,
-		a.qkv, a.qkv[D:], a.qkv[2*D:], 3*D, L, d.H, d.dh, m.scale, wk.attn)
+		a.qkv, a.qkv[D:], a.qkv[2*D:], 3*D, L, s.H, s.dh, s.scale, wk.attn)
 	wk.gemm(true, false, 3*D, D, L, bw.dqkv, 3*D, a.ln1, D, 1, gp.QKVW, D)
 	wk.gemm(false, false, L, D, 3*D, bw.dqkv, 3*D, p.QKVW, D, 0, bw.dh, D)
 	kernels.LayerNormBackward(dx, gp.Norm1W, gp.Norm1B, bw.dh, x, a.ln1Mean, a.ln1Rstd, p.Norm1W, L, D)
@@ -232,7 +259,7 @@ func (m *Model) forwardFlow(in multimodal.Input, acts *activations, wk *worker, 
 	x := acts.embed
 	for i := range p.Blocks {
 		a := &acts.blocks[min(i, len(acts.blocks)-1)]
-		m.blockForward(&p.Blocks[i], x, a, wk)
+		blockForward(m.enc, &p.Blocks[i], x, a, wk)
 		x = a.out
 	}
 	kernels.LayerNormForward(acts.normOut, acts.normMean, acts.normRstd, x, p.NormW, p.NormB, L, D, finalEps)
@@ -286,7 +313,7 @@ func (m *Model) backwardFlow(in multimodal.Input, acts *activations, dlogits []f
 		if i > 0 {
 			x = acts.blocks[i-1].out
 		}
-		m.blockBackward(&p.Blocks[i], &g.Blocks[i], x, &acts.blocks[i], bw.dx, wk)
+		blockBackward(m.enc, &p.Blocks[i], &g.Blocks[i], x, &acts.blocks[i], bw.dx, wk)
 	}
 	if d.fuse3 {
 		m.Layout.Backward(&g.Embed, bw.dx, in)

@@ -30,7 +30,18 @@
 // so a batch is processed flow by flow on kernels.ParallelFor workers, each
 // with its own activations, scratch and gradient buffer; training runs
 // forward and backward of a flow back to back, so activations are held for
-// one flow per worker, not for the whole batch.
+// one flow per worker, not for the whole batch. Training entry points:
+//
+//   - ForwardBackward: fused step with its own label-smoothed CE.
+//   - ForwardTrain + Backward: the split step of loops that compute the
+//     loss from the logits themselves (CE, LDAM); Backward recomputes
+//     each flow's forward (see split.go).
+//   - ForwardBackwardPretrain: a model built with Task "pretrain" (the
+//     official *_fgt_base_pretrain: masked byte MAE with a NetTrans
+//     decoder, plus size and IAT masking for fuse3; see pretrain.go).
+//
+// Regularisation is the official block Dropout (TrainOptions.Dropout,
+// 0.1): the official NetTrans has no drop-path.
 package nettrans
 
 import (
@@ -66,11 +77,21 @@ type dims struct {
 	posTokens              int // rows of pos_embed
 	byteLen                int
 	seqLen                 int
+	// pre-training (Task "pretrain"): L is the encoder's token count (the
+	// visible byte tokens only); fullL the unmasked embedding's.
+	pretrain          bool
+	fullL             int
+	keep              int // visible byte tokens: int(patches·(1−MaskRatio))
+	sizeKeep, iatKeep int // unmasked sizes / IATs: int(SeqLen·(1−0.15))
+	decD, decDepth    int
+	sizeVocab         int  // size classes of size_decoder_pred (1503)
+	sizes, iats       bool // fuse3 modalities
 }
 
 // Normalize fills the zero fields of cfg with the official defaults
 // (width 192, depth 4, 8 heads, 1600 bytes, stride 4, sequence length 20,
-// all three modalities for fuse3) and checks it.
+// all three modalities for fuse3; for Task "pretrain" decoder width 128,
+// depth 2, mask ratio 0.9 and no classes) and checks it.
 func Normalize(cfg arch.Config) (arch.Config, error) {
 	switch cfg.Arch {
 	case ArchBytes, ArchFuse3:
@@ -80,8 +101,8 @@ func Normalize(cfg arch.Config) (arch.Config, error) {
 	if cfg.Task == "" {
 		cfg.Task = "classify"
 	}
-	if cfg.Task != "classify" {
-		return cfg, fmt.Errorf("nettrans: task %q is not supported (only classify)", cfg.Task)
+	if cfg.Task != "classify" && cfg.Task != "pretrain" {
+		return cfg, fmt.Errorf("nettrans: task %q is not supported (classify or pretrain)", cfg.Task)
 	}
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -101,13 +122,28 @@ func Normalize(cfg arch.Config) (arch.Config, error) {
 	} else if len(cfg.Modalities) > 0 && !(len(cfg.Modalities) == 1 && cfg.Modalities[0] == multimodal.ModBytes) {
 		return cfg, fmt.Errorf("nettrans: the byte classifier reads bytes only, not %v (use %q)", cfg.Modalities, ArchFuse3)
 	}
+	pre := cfg.Task == "pretrain"
+	if pre {
+		def(&cfg.DecoderEmbedDim, 128)
+		def(&cfg.DecoderDepth, 2)
+		if cfg.MaskRatio == 0 {
+			cfg.MaskRatio = 0.9
+		}
+		cfg.NumClasses = 0
+	}
 	switch {
-	case cfg.NumClasses <= 0:
+	case pre && (cfg.DecoderEmbedDim%cfg.NumHeads != 0 || cfg.DecoderDepth <= 0):
+		return cfg, fmt.Errorf("nettrans: decoder width %d / depth %d: the width must be a multiple of %d heads, the depth positive", cfg.DecoderEmbedDim, cfg.DecoderDepth, cfg.NumHeads)
+	case pre && !(cfg.MaskRatio > 0 && cfg.MaskRatio < 1):
+		return cfg, fmt.Errorf("nettrans: mask ratio %g outside (0, 1)", cfg.MaskRatio)
+	case !pre && cfg.NumClasses <= 0:
 		return cfg, fmt.Errorf("nettrans: num_classes %d must be positive", cfg.NumClasses)
 	case cfg.EmbedDim%cfg.NumHeads != 0:
 		return cfg, fmt.Errorf("nettrans: width %d is not a multiple of %d heads", cfg.EmbedDim, cfg.NumHeads)
 	case cfg.Stride <= 0 || cfg.ByteLength%cfg.Stride != 0:
 		return cfg, fmt.Errorf("nettrans: byte length %d is not a multiple of the stride %d", cfg.ByteLength, cfg.Stride)
+	case cfg.Arch == ArchFuse3 && (cfg.SeqLen <= 0 || cfg.SeqLen > 64):
+		return cfg, fmt.Errorf("nettrans: sequence length %d outside [1, 64]", cfg.SeqLen)
 	case cfg.Depth <= 0:
 		return cfg, fmt.Errorf("nettrans: depth %d must be positive", cfg.Depth)
 	}
@@ -115,15 +151,19 @@ func Normalize(cfg arch.Config) (arch.Config, error) {
 }
 
 // Model is a NetTrans classifier: its normalised config and parameters.
-// A Model is read-only during Forward / ForwardBackward, so one Model can
-// serve concurrent calls with distinct Workspaces.
+// A Model is read-only during its forward and backward calls, so one
+// Model can serve concurrent calls with distinct Workspaces. Built with
+// Task "pretrain" it is a pre-training model (decoder and size / IAT
+// heads, no classifier head) for ForwardBackwardPretrain only.
 type Model struct {
 	Cfg arch.Config
 	P   *Params
 	// Layout is the fuse3 token layout (nil for the byte classifier).
 	Layout *multimodal.Layout
 	d      dims
-	scale  float32 // d_head^-½
+	scale  float32    // d_head^-½
+	enc    blockShape // encoder blocks
+	dec    blockShape // pre-training byte decoder blocks
 }
 
 func newModel(cfg arch.Config) (*Model, error) {
@@ -141,11 +181,28 @@ func newModel(cfg arch.Config) (*Model, error) {
 			return nil, fmt.Errorf("nettrans: %w", err)
 		}
 		d.L, d.posTokens = m.Layout.Tokens, m.Layout.PosTokens()
+		d.sizes, d.iats = m.Layout.Sizes, m.Layout.IATs
 	} else {
 		d.L, d.posTokens = d.patches+1, d.patches+1
 	}
+	d.fullL = d.L
+	if cfg.Task == "pretrain" {
+		d.pretrain = true
+		d.keep = int(float64(d.patches) * (1 - cfg.MaskRatio))
+		d.sizeKeep = int(float64(d.seqLen) * (1 - sizeMaskRatio))
+		d.iatKeep = int(float64(d.seqLen) * (1 - iatMaskRatio))
+		d.decD, d.decDepth = cfg.DecoderEmbedDim, cfg.DecoderDepth
+		d.sizeVocab = multimodal.NumSizeIDs
+		if d.keep < 1 {
+			return nil, fmt.Errorf("nettrans: mask ratio %g leaves no visible byte token of %d", cfg.MaskRatio, d.patches)
+		}
+		// encoder: [size seg, iat seg] + visible bytes + byte CLS
+		d.L = d.fullL - d.patches + d.keep
+		m.dec = newBlockShape(d.patches+1, d.decD, d.H)
+	}
 	m.d = d
 	m.scale = float32(1 / math.Sqrt(float64(d.dh)))
+	m.enc = newBlockShape(d.L, d.D, d.H)
 	m.P = newParams(d)
 	return m, nil
 }
@@ -209,6 +266,8 @@ func (m *Model) flowInput(b *Batch, i int) multimodal.Input {
 func (m *Model) checkBatch(b *Batch, ws *Workspace, logits []float32, train bool) error {
 	nb, sl := m.d.byteLen, m.d.seqLen
 	switch {
+	case m.d.pretrain:
+		return fmt.Errorf("nettrans: a pre-training model has no classifier head (use ForwardBackwardPretrain)")
 	case ws == nil || ws.m != m:
 		return fmt.Errorf("nettrans: workspace was not made by this model's NewWorkspace")
 	case train && !ws.train:
@@ -263,6 +322,7 @@ type worker struct {
 	held int
 	// recLogits receives the logits of a recomputed forward (C).
 	recLogits []float32
+	pre       *pretrainActs // pre-training model, training workspace
 }
 
 // drawMasks draws the dropout masks of flow i into the worker's training
@@ -305,6 +365,9 @@ func (m *Model) NewWorkspace(threads int, train bool) *Workspace {
 			wk.bw = m.newBackScratch()
 			wk.grad = m.NewGrads()
 		}
+		if train && m.d.pretrain {
+			wk.pre = m.newPretrainActs()
+		}
 		ws.workers = append(ws.workers, wk)
 	}
 	return ws
@@ -334,9 +397,10 @@ type TrainOptions struct {
 	// and feed-forward branch before its residual add (official: 0.1 in
 	// training). 0 gives eval-mode gradients, as in the golden files.
 	Dropout float64
-	// Seed draws the dropout masks: flow i of the batch uses a generator
-	// seeded with (Seed, i), so the masks do not depend on the thread
-	// count. Give each step its own seed.
+	// Seed draws the dropout masks (and, for pre-training, the token
+	// masks): flow i of the batch uses a generator seeded with (Seed, i),
+	// so the masks do not depend on the thread count. Give each step its
+	// own seed.
 	Seed uint64
 }
 

@@ -61,6 +61,20 @@ type Params struct {
 	NormB  []float32 // norm.bias (D)
 	HeadW  []float32 // head.weight (classes, D)
 	HeadB  []float32 // head.bias (classes); byte classifier only (fuse3 head has no bias)
+
+	// Pre-training heads (Task "pretrain"; no head.*). Names: bytes
+	// decoder_*, mask_token; fuse3 byte_decoder_*, byte_mask_token.
+	DecEmbedW   []float32 // decoder_embed.weight (Dd, D)
+	DecEmbedB   []float32 // decoder_embed.bias (Dd)
+	MaskToken   []float32 // mask_token (1, 1, Dd)
+	DecPosEmbed []float32 // decoder_pos_embed (1, patches+1, Dd)
+	DecBlocks   []BlockParams
+	DecPredW    []float32 // decoder_pred.weight (stride, Dd)
+	DecPredB    []float32 // decoder_pred.bias (stride)
+	SizePredW   []float32 // size_decoder_pred.weight (1503, D); fuse3 with sizes
+	SizePredB   []float32 // size_decoder_pred.bias (1503)
+	IATPredW    []float32 // iat_decoder_pred.weight (1, D); fuse3 with IATs
+	IATPredB    []float32 // iat_decoder_pred.bias (1)
 }
 
 type paramSpec struct {
@@ -72,7 +86,7 @@ type paramSpec struct {
 // newParams allocates zeroed parameters for a normalised config.
 func newParams(d dims) *Params {
 	p := &Params{}
-	D, F := d.D, d.F
+	D := d.D
 	var specs []paramSpec
 	add := func(name string, dst *[]float32, shape ...int) {
 		specs = append(specs, paramSpec{name, shape, dst})
@@ -96,10 +110,8 @@ func newParams(d dims) *Params {
 		add("patch_embed.proj.weight", &p.PatchW, D, 1, d.stride)
 		add("patch_embed.proj.bias", &p.PatchB, D)
 	}
-	p.Blocks = make([]BlockParams, d.depth)
-	for i := range p.Blocks {
-		b := &p.Blocks[i]
-		pre := fmt.Sprintf("%s.%d.", blocks, i)
+	addBlock := func(b *BlockParams, pre string, D int) {
+		F := 4 * D
 		add(pre+"attn.to_q.weight", &b.QW, D, D)
 		add(pre+"attn.to_k.weight", &b.KW, D, D)
 		add(pre+"attn.to_v.weight", &b.VW, D, D)
@@ -114,11 +126,41 @@ func newParams(d dims) *Params {
 		add(pre+"norm2.weight", &b.Norm2W, D)
 		add(pre+"norm2.bias", &b.Norm2B, D)
 	}
+	p.Blocks = make([]BlockParams, d.depth)
+	for i := range p.Blocks {
+		addBlock(&p.Blocks[i], fmt.Sprintf("%s.%d.", blocks, i), D)
+	}
 	add("norm.weight", &p.NormW, D)
 	add("norm.bias", &p.NormB, D)
-	add("head.weight", &p.HeadW, d.classes, D)
-	if !d.fuse3 {
-		add("head.bias", &p.HeadB, d.classes)
+	if d.pretrain {
+		dp := ""
+		if d.fuse3 {
+			dp = "byte_"
+		}
+		Dd := d.decD
+		add(dp+"decoder_embed.weight", &p.DecEmbedW, Dd, D)
+		add(dp+"decoder_embed.bias", &p.DecEmbedB, Dd)
+		add(dp+"mask_token", &p.MaskToken, 1, 1, Dd)
+		add(dp+"decoder_pos_embed", &p.DecPosEmbed, 1, d.patches+1, Dd)
+		p.DecBlocks = make([]BlockParams, d.decDepth)
+		for i := range p.DecBlocks {
+			addBlock(&p.DecBlocks[i], fmt.Sprintf("%sdecoder_blocks.%d.", dp, i), Dd)
+		}
+		add(dp+"decoder_pred.weight", &p.DecPredW, d.stride, Dd)
+		add(dp+"decoder_pred.bias", &p.DecPredB, d.stride)
+		if d.fuse3 && d.sizeKeep < d.seqLen && sizesOn(d) {
+			add("size_decoder_pred.weight", &p.SizePredW, d.sizeVocab, D)
+			add("size_decoder_pred.bias", &p.SizePredB, d.sizeVocab)
+		}
+		if d.fuse3 && d.iatKeep < d.seqLen && iatsOn(d) {
+			add("iat_decoder_pred.weight", &p.IATPredW, 1, D)
+			add("iat_decoder_pred.bias", &p.IATPredB, 1)
+		}
+	} else {
+		add("head.weight", &p.HeadW, d.classes, D)
+		if !d.fuse3 {
+			add("head.bias", &p.HeadB, d.classes)
+		}
 	}
 	total := 0
 	for _, s := range specs {
@@ -136,10 +178,15 @@ func newParams(d dims) *Params {
 		}
 		off += n
 	}
+	// to_q, to_k, to_v are laid out back to back (specs above); encoder
+	// blocks come first, then the decoder's.
 	for i := range p.Blocks {
-		// to_q, to_k, to_v are laid out back to back (specs above).
 		o := qOff[i]
 		p.Blocks[i].QKVW = p.buf[o : o+3*D*D : o+3*D*D]
+	}
+	for i := range p.DecBlocks {
+		o, Dd := qOff[d.depth+i], d.decD
+		p.DecBlocks[i].QKVW = p.buf[o : o+3*Dd*Dd : o+3*Dd*Dd]
 	}
 	return p
 }
@@ -347,5 +394,42 @@ func (p *Params) initOfficial(d dims, seed uint64) {
 		fill(b.Norm2W, 1)
 	}
 	fill(p.NormW, 1)
-	g.timmTrunc(p.HeadW, .02)
+	if !d.pretrain {
+		g.timmTrunc(p.HeadW, .02)
+		return
+	}
+	// pre-training heads: decoder_pos_embed and mask_token
+	// trunc_normal(.02); Linears kaiming_uniform(√5) for the byte model
+	// (_init_weights zeroes only biases), trunc_normal(.02) for fuse3
+	// (segm_init_weights); biases 0, LayerNorms 1/0.
+	g.timmTrunc(p.DecPosEmbed, .02)
+	g.timmTrunc(p.MaskToken, .02)
+	Dd := d.decD
+	linear := func(w []float32, fanIn int) {
+		if d.fuse3 {
+			g.timmTrunc(w, .02)
+		} else {
+			g.kaimingUniform(w, fanIn)
+		}
+	}
+	linear(p.DecEmbedW, D)
+	for i := range p.DecBlocks {
+		b := &p.DecBlocks[i]
+		for _, w := range [][]float32{b.QW, b.KW, b.VW, b.OutW, b.FF1W} {
+			linear(w, Dd)
+		}
+		linear(b.FF2W, 4*Dd)
+		fill(b.Norm1W, 1)
+		fill(b.Norm2W, 1)
+	}
+	linear(p.DecPredW, Dd)
+	if p.SizePredW != nil {
+		linear(p.SizePredW, D)
+	}
+	if p.IATPredW != nil {
+		linear(p.IATPredW, D)
+	}
 }
+
+func sizesOn(d dims) bool { return d.sizes }
+func iatsOn(d dims) bool  { return d.iats }
