@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netmamba/netmamba/internal/sharedtest"
+
 	"github.com/netmamba/netmamba/capture"
 	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/extract"
@@ -21,28 +23,7 @@ import (
 )
 
 // tracePath locates ../shared/data/ndpi-trace.pcapng beside the module root.
-func tracePath(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", "ndpi-trace.pcapng")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("test data missing: %v", err)
-	}
-	return p
-}
+func tracePath(t testing.TB) string { return sharedtest.Path(t, "data", "ndpi-trace.pcapng") }
 
 var testClasses = []string{"web", "mail", "chat", "video", "dns"}
 

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/netmamba/netmamba/internal/sharedtest"
 
 	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/model/arch"
@@ -27,23 +27,7 @@ func f3Golden(t testing.TB, name string) map[string]*checkpoint.Tensor {
 }
 
 // f3GoldenPath is the path of ../shared/golden/name from the module root.
-func f3GoldenPath(t testing.TB, name string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = filepath.Dir(dir)
-	}
-	return filepath.Join(dir, "..", "shared", "golden", name)
-}
+func f3GoldenPath(t testing.TB, name string) string { return sharedtest.Path(t, "golden", name) }
 
 // f3Cmp checks |got − want| ≤ abs + rel·|want| element-wise and returns
 // the maximum absolute error and the worst ratio to the tolerance.

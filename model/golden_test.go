@@ -3,37 +3,17 @@ package model
 import (
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/netmamba/netmamba/internal/sharedtest"
 
 	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/model/arch"
 )
 
 // goldenDir locates ../shared/golden next to the module root.
-func goldenDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	g := filepath.Join(dir, "..", "shared", "golden")
-	if _, err := os.Stat(g); err != nil {
-		t.Fatalf("golden tensors missing (CI provides ../shared/golden): %v", err)
-	}
-	return g
-}
+func goldenDir(t testing.TB) string { return sharedtest.Path(t, "golden") }
 
 func readGolden(t testing.TB, name string) map[string]*checkpoint.Tensor {
 	t.Helper()

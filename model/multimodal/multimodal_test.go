@@ -3,32 +3,17 @@ package multimodal
 import (
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/netmamba/netmamba/internal/sharedtest"
 
 	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/repr"
 )
 
 // goldenDir finds ../shared/golden next to the module root.
-func goldenDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "golden")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+func goldenDir(t *testing.T) string { return sharedtest.Path(t, "golden") }
 
 func readGolden(t *testing.T, name string) *checkpoint.File {
 	t.Helper()

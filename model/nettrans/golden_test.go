@@ -2,10 +2,11 @@ package nettrans
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/netmamba/netmamba/internal/sharedtest"
 
 	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/model/arch"
@@ -13,23 +14,7 @@ import (
 
 // goldenDir finds ../shared/golden next to the module root. The data is
 // required: a missing file fails the test (CI has it).
-func goldenDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "golden")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+func goldenDir(t testing.TB) string { return sharedtest.Path(t, "golden") }
 
 func readGolden(t testing.TB, name string) map[string]*checkpoint.Tensor {
 	t.Helper()
