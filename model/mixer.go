@@ -186,8 +186,8 @@ func (s *mixerScratch) linearN(pb *kernels.PackedB, m, n, k int, x []float32, ld
 
 // mixerBackward back-propagates dout (L, d_model) through the mixer whose
 // input was in (L, d_model). It recomputes the forward activations into s
-// (activation checkpointing at block granularity: nothing per layer is
-// stored between the training forward and backward), accumulates the
+// (activation checkpointing at block granularity; mixerBackwardPacked can
+// instead take the kept in_proj / x_proj outputs), accumulates the
 // parameter gradients into g and writes din (L, d_model).
 func mixerBackward(d Dims, p, g *MambaParams, L int, in, dout, din []float32, s *mixerScratch) {
 	mixerBackwardPacked(d, p, g, nil, L, 0, in, nil, nil, dout, din, s)
