@@ -121,10 +121,16 @@ func SiLU(x float32) float32 {
 	return x / (1 + Exp32(-x))
 }
 
-// SiLUGrad returns d SiLU(x)/dx = σ(x)·(1 + x·(1−σ(x))).
+// SiLUGrad returns d SiLU(x)/dx = σ(x)·(1 + x·(1−σ(x))), with
+// 1−σ(x) = e^−x·σ(x) (no cancellation for large x).
 func SiLUGrad(x float32) float32 {
-	s := Sigmoid(x)
-	return s * (1 + x*(1-s))
+	e := Exp32(-x)
+	s := 1 / (1 + e)
+	t := e * s
+	if !(t <= 1) { // e = +Inf: 1−σ = 1 (and s = 0)
+		t = 1
+	}
+	return s * (1 + x*t)
 }
 
 // SiLUForward sets y[i] = SiLU(x[i]) for i < n (x and y may alias).
@@ -138,8 +144,8 @@ func SiLUForward(n int, x, y []float32) {
 // SiLUBackward sets dx[i] = dy[i]·SiLU'(x[i]) for i < n (dx may alias dy).
 func SiLUBackward(n int, x, dy, dx []float32) {
 	x, dy, dx = x[:n], dy[:n], dx[:n]
-	for i, v := range x {
-		dx[i] = dy[i] * SiLUGrad(v)
+	for i := siluBwdFast(x, dy, dx); i < n; i++ {
+		dx[i] = dy[i] * SiLUGrad(x[i])
 	}
 }
 
@@ -164,8 +170,8 @@ func SoftplusBiasBackward(rows, dim int, x []float32, ldx int, bias, dy []float3
 		xr := x[t*ldx : t*ldx+dim]
 		gr := dy[t*lddy : t*lddy+dim]
 		dr := dx[t*lddx : t*lddx+dim]
-		for d, v := range xr {
-			g := gr[d] * SoftplusGrad(v+bias[d])
+		for d := softplusBiasBwdFast(xr, bias, gr, dr, dbias); d < dim; d++ {
+			g := gr[d] * SoftplusGrad(xr[d]+bias[d])
 			dr[d] = g
 			dbias[d] += g
 		}

@@ -34,24 +34,65 @@ func CausalConv1dForward(L, D, K int, x []float32, ldx int, w, b, y []float32, l
 // (overwritten) from dy (L,D).
 func CausalConv1dBackward(L, D, K int, x []float32, ldx int, w, dy []float32, lddy int, dx []float32, lddx int, dw, db []float32) {
 	w, dw, db = w[:D*K], dw[:D*K], db[:D]
+	fast := 0
+	if K == 4 {
+		fast = conv4BwdFast(L, D, x, ldx, w, dy, lddy, dx, lddx, dw, db)
+	}
+	if fast > 0 {
+		conv4BwdEdges(L, fast, x, ldx, w, dy, lddy, dx, lddx, dw, db)
+	}
+	// Channels fast…D−1 (all of them without assembly).
 	for t := 0; t < L; t++ {
-		clear(dx[t*lddx : t*lddx+D])
+		clear(dx[t*lddx+fast : t*lddx+D])
 	}
 	for t := 0; t < L; t++ {
-		gr := dy[t*lddy : t*lddy+D]
-		for d, g := range gr {
-			db[d] += g
+		gr := dy[t*lddy+fast : t*lddy+D]
+		for j, g := range gr {
+			db[fast+j] += g
 		}
 		for k := 0; k < K; k++ {
 			s := t - K + 1 + k
 			if s < 0 {
 				continue
 			}
-			xr := x[s*ldx : s*ldx+D]
-			dr := dx[s*lddx : s*lddx+D]
+			xr := x[s*ldx+fast : s*ldx+D]
+			dr := dx[s*lddx+fast : s*lddx+D]
+			for j, g := range gr {
+				d := fast + j
+				dw[d*K+k] += g * xr[j]
+				dr[j] += g * w[d*K+k]
+			}
+		}
+	}
+}
+
+// conv4BwdEdges completes conv4BwdFast for channels 0…D−1 (L > 3): the
+// dw, db terms of dy rows 0…2 (whose early taps read the zero padding)
+// and dx rows L−3…L−1 (whose late taps fall after the end).
+func conv4BwdEdges(L, D int, x []float32, ldx int, w, dy []float32, lddy int, dx []float32, lddx int, dw, db []float32) {
+	for t := 0; t < 3; t++ {
+		gr := dy[t*lddy : t*lddy+D]
+		for d, g := range gr {
+			db[d] += g
+		}
+		for k := 3 - t; k < 4; k++ {
+			xr := x[(t-3+k)*ldx : (t-3+k)*ldx+D]
 			for d, g := range gr {
-				dw[d*K+k] += g * xr[d]
-				dr[d] += g * w[d*K+k]
+				dw[d*4+k] += g * xr[d]
+			}
+		}
+	}
+	for s := L - 3; s < L; s++ {
+		dr := dx[s*lddx : s*lddx+D]
+		clear(dr)
+		for k := 3; k >= 0; k-- { // dy row t = s+3−k, in increasing t
+			t := s + 3 - k
+			if t >= L {
+				break
+			}
+			gr := dy[t*lddy : t*lddy+D]
+			for d, g := range gr {
+				dr[d] += g * w[d*4+k]
 			}
 		}
 	}

@@ -55,3 +55,75 @@ blk:
 done:
 	VZEROUPPER
 	RET
+
+// func conv4BwdAVX2(rows int, x *float32, ldx int, dy *float32, lddy int, dx *float32, lddx int, wt, dwt *float32, ldw int, db *float32, nbytes int)
+// wt, dwt are (4, ldw) tap-major; dwt and db are accumulated; n = nbytes/4 channels (multiple of 8).
+TEXT ·conv4BwdAVX2(SB), NOSPLIT, $0-96
+	MOVQ ldx+16(FP), AX
+	SHLQ $2, AX
+	LEAQ (AX)(AX*2), R12
+	MOVQ lddy+32(FP), BX
+	SHLQ $2, BX
+	LEAQ (BX)(BX*2), R13
+	MOVQ lddx+48(FP), DX
+	SHLQ $2, DX
+	MOVQ ldw+72(FP), R10
+	SHLQ $2, R10
+	MOVQ db+80(FP), R14
+	XORQ R8, R8
+	CMPQ rows+0(FP), $0
+	JLE done
+blk:
+	MOVQ wt+56(FP), SI
+	ADDQ R8, SI
+	LEAQ (SI)(R10*2), DI
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(R10*1), Y1
+	VMOVUPS (DI), Y2
+	VMOVUPS (DI)(R10*1), Y3
+	MOVQ dwt+64(FP), SI
+	ADDQ R8, SI
+	LEAQ (SI)(R10*2), DI
+	VMOVUPS (SI), Y4
+	VMOVUPS (SI)(R10*1), Y5
+	VMOVUPS (DI), Y6
+	VMOVUPS (DI)(R10*1), Y7
+	VMOVUPS (R14)(R8*1), Y8
+	MOVQ x+8(FP), SI
+	ADDQ R8, SI
+	MOVQ dy+24(FP), DI
+	ADDQ R8, DI
+	MOVQ dx+40(FP), R15
+	ADDQ R8, R15
+	MOVQ rows+0(FP), CX
+row:
+	VMOVUPS (DI)(R13*1), Y10
+	VADDPS Y10, Y8, Y8
+	VFMADD231PS (SI), Y10, Y4
+	VFMADD231PS (SI)(AX*1), Y10, Y5
+	VFMADD231PS (SI)(AX*2), Y10, Y6
+	VFMADD231PS (SI)(R12*1), Y10, Y7
+	VMULPS (DI), Y3, Y9
+	VFMADD231PS (DI)(BX*1), Y2, Y9
+	VFMADD231PS (DI)(BX*2), Y1, Y9
+	VFMADD231PS Y10, Y0, Y9
+	VMOVUPS Y9, (R15)
+	ADDQ AX, SI
+	ADDQ BX, DI
+	ADDQ DX, R15
+	DECQ CX
+	JNZ row
+	MOVQ dwt+64(FP), SI
+	ADDQ R8, SI
+	LEAQ (SI)(R10*2), DI
+	VMOVUPS Y4, (SI)
+	VMOVUPS Y5, (SI)(R10*1)
+	VMOVUPS Y6, (DI)
+	VMOVUPS Y7, (DI)(R10*1)
+	VMOVUPS Y8, (R14)(R8*1)
+	ADDQ $32, R8
+	CMPQ R8, nbytes+88(FP)
+	JLT blk
+done:
+	VZEROUPPER
+	RET

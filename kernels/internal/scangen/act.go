@@ -70,6 +70,7 @@ func genAct(g *gen) {
 	g.w("sp_done:")
 	g.i("VZEROUPPER")
 	g.i("RET")
+	genActBwd(g)
 }
 
 // genConv writes conv4AVX512 (see conv_amd64.go): multiply and add kept
@@ -119,4 +120,5 @@ func genConv(g *gen) {
 	g.w("done:")
 	g.i("VZEROUPPER")
 	g.i("RET")
+	genConvBwd(g, "conv4BwdAVX512", "Z", 16)
 }

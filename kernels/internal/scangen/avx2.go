@@ -380,42 +380,13 @@ func genActAVX2(g *gen) {
 	g.avx2Data("act2K", append(atanh, konst{"sign", math32Sign}, konst{"two", 2}))
 	g.w("")
 	regs := fwdExpRegs // Y9–Y15; Y0–Y8 are free for two blocks
-	interleave := func(a, b []string) {
-		for j := range a {
-			g.i("%s", a[j])
-			g.i("%s", b[j])
-		}
-	}
-	// loop emits the two-block loop, then the single-block tail; body(k)
-	// returns the code of block k (0 or 1) at byte offset 32·k.
-	loop := func(label string, body func(k int) []string, ptrs []string) {
-		g.i("MOVQ n8+0(FP), CX")
-		g.w("%s_loop2:", label)
-		g.i("CMPQ CX, $2")
-		g.i("JLT %s_tail", label)
-		interleave(body(0), body(1))
-		for _, p := range ptrs {
-			g.i("ADDQ $64, %s", p)
-		}
-		g.i("SUBQ $2, CX")
-		g.i("JMP %s_loop2", label)
-		g.w("%s_tail:", label)
-		g.i("TESTQ CX, CX")
-		g.i("JZ %s_done", label)
-		for _, ins := range body(0) {
-			g.i("%s", ins)
-		}
-		g.w("%s_done:", label)
-		g.i("VZEROUPPER")
-		g.i("RET")
-	}
 	// SiLU: y = x / (1 + exp(-x)); block k uses x Y(4k), exp Y(4k+1…4k+3).
 	g.w("// func siluAVX2(n8 int, x, y *float32)")
 	g.w("TEXT ·siluAVX2(SB), NOSPLIT, $0-24")
 	g.loadExpRegs("act2K", regs)
 	g.i("MOVQ x+8(FP), SI")
 	g.i("MOVQ y+16(FP), DI")
-	loop("silu", func(k int) []string {
+	g.loop2("silu", func(k int) []string {
 		y := func(j int) string { return fmt.Sprintf("Y%d", 4*k+j) }
 		code := []string{
 			fmt.Sprintf("VMOVUPS %d(SI), %s", 32*k, y(0)),
@@ -437,7 +408,7 @@ func genActAVX2(g *gen) {
 	g.i("MOVQ x+8(FP), SI")
 	g.i("MOVQ bias+16(FP), DX")
 	g.i("MOVQ y+24(FP), DI")
-	loop("sp", func(k int) []string {
+	g.loop2("sp", func(k int) []string {
 		y := func(j int) string { return fmt.Sprintf("Y%d", 4*k+j) }
 		v, x, t, w := y(0), y(1), y(2), y(3) // w = e^−|v| after the exp
 		code := []string{
@@ -461,6 +432,7 @@ func genActAVX2(g *gen) {
 			fmt.Sprintf("VADDPS %s, %s, %s", x, v, v),
 			fmt.Sprintf("VMOVUPS %s, %d(DI)", v, 32*k))
 	}, []string{"SI", "DX", "DI"})
+	genActBwdAVX2(g)
 }
 
 // genConvAVX2 writes conv4AVX2 (see conv_amd64.go), conv4AVX512 on 8
@@ -510,4 +482,5 @@ func genConvAVX2(g *gen) {
 	g.w("done:")
 	g.i("VZEROUPPER")
 	g.i("RET")
+	genConvBwd(g, "conv4BwdAVX2", "Y", 8)
 }

@@ -1,8 +1,9 @@
 // Command scangen writes the AVX-512 assembly of package kernels' Mamba
 // kernels: scan_amd64.s (selective scan forward, 16 channels × d_state
 // 16, state in registers Z0–Z15), scan_bwd_amd64.s (its backward),
-// act_amd64.s (SiLU, softplus(x+bias)) and conv_amd64.s (causal conv of
-// width 4), and their AVX2+FMA versions on 8 channels (the *_avx2_amd64.s
+// act_amd64.s (SiLU, softplus(x+bias) and their backward, see actbwd.go)
+// and conv_amd64.s (causal conv of width 4, forward and backward), and
+// their AVX2+FMA versions on 8 channels (the *_avx2_amd64.s
 // files, see avx2.go). It is run by `go generate` in package kernels:
 //
 //	go run ./internal/scangen -dir .
