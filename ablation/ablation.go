@@ -200,7 +200,8 @@ func (g *Grid) pretrain(v Variant, d *train.Data, path string) error {
 	if _, err := train.Pretrain(p, d, o); err != nil {
 		return err
 	}
-	meta := &checkpoint.Meta{FormatVersion: checkpoint.FormatVersion, Config: &cfg}
+	meta := &checkpoint.Meta{FormatVersion: checkpoint.FormatVersion, Config: &cfg, Repr: reprOf(d),
+		Prov: checkpoint.ProvMeta{Data: strings.Join(g.PretrainData, ","), Seed: ptr(int64(0)), Command: "ablate pretrain " + v.Name}}
 	return checkpoint.WriteSafetensors(path, &checkpoint.File{Tensors: train.ParamTensors(p.Params()), Metadata: meta.Map()}, checkpoint.WriteOptions{})
 }
 
@@ -249,7 +250,8 @@ func (g *Grid) finetune(v Variant, initPath, loss string, fraction float64, seed
 		return nil, fmt.Errorf("ablation: %s: %w", name, err)
 	}
 	modelPath := filepath.Join(g.OutDir, name+".safetensors")
-	meta := &checkpoint.Meta{FormatVersion: checkpoint.FormatVersion, Config: &cfg, Classes: tr.Classes}
+	meta := &checkpoint.Meta{FormatVersion: checkpoint.FormatVersion, Config: &cfg, Classes: tr.Classes,
+		Repr: reprOf(tr), Prov: checkpoint.ProvMeta{Data: g.Train, Seed: ptr(int64(seed)), Command: "ablate " + name}}
 	if err := checkpoint.WriteSafetensors(modelPath, &checkpoint.File{Tensors: train.ParamTensors(net.Params()), Metadata: meta.Map()}, checkpoint.WriteOptions{}); err != nil {
 		return nil, err
 	}
@@ -396,6 +398,7 @@ func Summarize(xs []float64) Summary {
 	return s
 }
 
+// String renders "mean ± std" (just the mean for a single run).
 func (s Summary) String() string {
 	if s.N <= 1 {
 		return fmt.Sprintf("%.3f", s.Mean)
@@ -485,3 +488,14 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	_, err = w.Write(append(b, '\n'))
 	return err
 }
+
+// reprOf is the representation settings a model trained on d expects.
+func reprOf(d *train.Data) checkpoint.ReprMeta {
+	dir := d.Settings.Direction
+	if dir == "" {
+		dir = "bi"
+	}
+	return checkpoint.ReprMeta{Direction: dir, Compat: d.Settings.Compat, SizeMode: "unsigned"}
+}
+
+func ptr[T any](v T) *T { return &v }

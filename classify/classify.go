@@ -40,7 +40,8 @@ import (
 type Options struct {
 	// Classes names the model's outputs (default "class_0", ...).
 	Classes []string
-	// Temperature divides the logits before the softmax (<= 0: 1).
+	// Temperature divides the logits before the softmax (0: 1; negative,
+	// NaN or infinite values are an error).
 	Temperature float64
 	// UnknownThreshold: a flow whose confidence is below it is labelled
 	// LabelUnknown (0: never).
@@ -120,8 +121,11 @@ type Pipeline struct {
 // used by one goroutine only). With no nets every flow is reported
 // unclassified (measuring capture, flow table and representation alone).
 func New(nets []train.Classifier, opts Options) (*Pipeline, error) {
-	if opts.Temperature <= 0 {
+	switch t := opts.Temperature; {
+	case t == 0:
 		opts.Temperature = 1
+	case !(t > 0) || math.IsInf(t, 1):
+		return nil, fmt.Errorf("classify: temperature %v: must be a finite number > 0", t)
 	}
 	if opts.TopK <= 0 {
 		opts.TopK = 3
@@ -299,6 +303,10 @@ func (p *Pipeline) worker(net train.Classifier) {
 		}
 		batch = append(batch[:0], j)
 		open := true
+		// One deadline per batch, counted from its first job: a trickle
+		// of flows never holds the first one longer than MaxWait.
+		deadline := time.Now().Add(p.opts.MaxWait)
+		armed := false
 	fill:
 		for len(batch) < B {
 			select {
@@ -311,18 +319,28 @@ func (p *Pipeline) worker(net train.Classifier) {
 				continue
 			default:
 			}
-			timer.Reset(p.opts.MaxWait)
+			if !armed {
+				wait := time.Until(deadline)
+				if wait <= 0 {
+					break fill
+				}
+				timer.Reset(wait)
+				armed = true
+			}
 			select {
 			case j, ok := <-p.jobs:
-				timer.Stop()
 				if !ok {
 					open = false
 					break fill
 				}
 				batch = append(batch, j)
 			case <-timer.C:
+				armed = false
 				break fill
 			}
+		}
+		if armed {
+			timer.Stop()
 		}
 		n := len(batch)
 		d.N = n

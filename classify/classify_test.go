@@ -1,11 +1,14 @@
 package classify
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/netmamba/netmamba/capture"
 	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/dataset"
 	"github.com/netmamba/netmamba/extract"
 	"github.com/netmamba/netmamba/flow"
 	"github.com/netmamba/netmamba/model"
@@ -378,4 +382,109 @@ func TestOverloadSheds(t *testing.T) {
 	}
 	t.Logf("%d loops: %d flows, %d classified, %d shed, %d evicted; heap peak +%d MB; recovery: %d classified, %d shed",
 		loops, after.Flows, after.Classified, after.Shed, after.Evicted, (int64(peak)-int64(base))>>20, newClassified, newShed)
+}
+
+// recordNet is a classifier that records when each batch arrives and its
+// size (batcher test); its logits are zero.
+type recordNet struct {
+	train.Classifier
+	mu      sync.Mutex
+	at      []time.Time
+	sizes   []int
+	classes int
+}
+
+func (r *recordNet) NumClasses() int { return r.classes }
+
+func (r *recordNet) Forward(d *train.Data, idx []int, logits []float32) error {
+	r.mu.Lock()
+	r.at = append(r.at, time.Now())
+	r.sizes = append(r.sizes, len(idx))
+	r.mu.Unlock()
+	clear(logits)
+	return nil
+}
+
+// TestMaxWaitIsADeadline trickles flows into a large batch more often than
+// MaxWait: the first batch must leave MaxWait after its first flow, before
+// the trickle ends, not MaxWait after the last flow received (a timer reset
+// on every arrival would hold it until the trickle stops).
+func TestMaxWaitIsADeadline(t *testing.T) {
+	const (
+		maxWait = 300 * time.Millisecond
+		gap     = 50 * time.Millisecond
+		flows   = 20 // 1 s of trickle, well under MaxBatch
+	)
+	net := &recordNet{classes: 2}
+	p, err := New([]train.Classifier{net}, Options{Classes: []string{"a", "b"}, MaxBatch: 64, MaxWait: maxWait, Block: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i := range flows {
+		if i > 0 {
+			time.Sleep(gap)
+		}
+		p.enqueue(&job{})
+	}
+	lastSent := time.Now()
+	p.Close()
+	net.mu.Lock()
+	defer net.mu.Unlock()
+	if len(net.at) == 0 {
+		t.Fatal("no batch classified")
+	}
+	first := net.at[0].Sub(start)
+	total := 0
+	for _, n := range net.sizes {
+		total += n
+	}
+	t.Logf("first batch of %d flows after %v (MaxWait %v); %d batches %v; trickle lasted %v",
+		net.sizes[0], first, maxWait, len(net.sizes), net.sizes, lastSent.Sub(start))
+	if total != flows {
+		t.Fatalf("%d flows classified, want %d", total, flows)
+	}
+	if first < maxWait {
+		t.Fatalf("first batch left after %v, before MaxWait %v with room in the batch", first, maxWait)
+	}
+	if !net.at[0].Before(lastSent) || net.sizes[0] >= flows {
+		t.Fatalf("first batch (%d flows) left after %v, not before the trickle ended at %v: MaxWait restarts on every flow",
+			net.sizes[0], first, lastSent.Sub(start))
+	}
+}
+
+// TestDurationAgreesWithExport: a flow from 1.999999 ms to 3.000001 ms
+// lasts 3 − 1 = 2 ms in both the classify JSON and the dataset CSV (the
+// truncated difference of nanoseconds would give 1 ms), hand-computed.
+func TestDurationAgreesWithExport(t *testing.T) {
+	r := Result{Label: "a", Final: true}
+	r.Key.IPVersion = 4
+	r.Stats.FirstSeenNs, r.Stats.LastSeenNs = 1_999_999, 3_000_001
+	var m map[string]any
+	if err := json.Unmarshal(r.AppendJSON(nil), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["bidirectional_first_seen_ms"] != 1.0 || m["bidirectional_last_seen_ms"] != 3.0 || m["bidirectional_duration_ms"] != 2.0 {
+		t.Fatalf("classify JSON: %v", m)
+	}
+	var buf bytes.Buffer
+	w, err := dataset.NewFlowWriter(&buf, "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(&r.Key, &r.Stats); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(rows) != 2 || !strings.Contains(rows[1], ",1,3,2,") {
+		t.Fatalf("export CSV: %q", rows)
+	}
+	// Before 1970 the milliseconds are floored too: −0.5 ms is −1 ms.
+	r.Stats.FirstSeenNs, r.Stats.LastSeenNs = -500_000, 500_000
+	if first, last, dur := dataset.FlowMillis(&r.Stats); first != -1 || last != 0 || dur != 1 {
+		t.Fatalf("FlowMillis(-0.5 ms, 0.5 ms) = %d, %d, %d; want -1, 0, 1", first, last, dur)
+	}
 }

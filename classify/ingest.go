@@ -146,7 +146,9 @@ func (in *Ingest) Close() {
 
 // ReadCapture feeds every packet of r. A truncated or corrupt tail is
 // returned as an error after the packets before it were fed (callers may
-// treat capture.ErrTruncated as a warning).
+// treat capture.ErrTruncated as a warning). The error names the capture
+// once: a *capture.Error (which names the file and offset) is returned as
+// is, any other is prefixed with r.Name().
 func (in *Ingest) ReadCapture(r *capture.Reader) error {
 	var cp capture.Packet
 	for {
@@ -154,7 +156,10 @@ func (in *Ingest) ReadCapture(r *capture.Reader) error {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
-			return fmt.Errorf("classify: %s: %w", r.Name(), err)
+			if ce, ok := errors.AsType[*capture.Error](err); ok && ce.File == r.Name() {
+				return err
+			}
+			return fmt.Errorf("%s: %w", r.Name(), err)
 		}
 		in.Packet(cp.LinkType, cp.Data, cp.TimestampNs)
 	}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/netmamba/netmamba/capture"
@@ -97,7 +98,7 @@ func Build(o BuildOptions) (*BuildResult, error) {
 
 	meta := Meta{Classes: classes, Settings: Settings{
 		Inputs: o.Inputs, Compat: o.Extract.Compat, Direction: "uni", Filter: o.Extract.Filter,
-		Clean: o.Extract.Clean, ClassesFile: o.ClassesFile, Manifest: o.Manifest, SplitMode: string(o.Split),
+		Clean: o.Extract.Clean, Debias: o.Extract.Debias.Names(), ClassesFile: o.ClassesFile, Manifest: o.Manifest, SplitMode: string(o.Split),
 		Seed: o.Seed, MinPerClass: o.MinPerClass, MaxPerClass: o.MaxPerClass, Origin: "prep",
 	}}
 	if o.Extract.Bidirectional {
@@ -111,8 +112,8 @@ func Build(o BuildOptions) (*BuildResult, error) {
 	}
 	dropped := map[string]uint64{}
 	skippedFileReasons := map[string]uint64{}
-	if skippedFiles > 0 {
-		skippedFileReasons["not a capture by name, or hidden"] = uint64(skippedFiles)
+	for k, v := range skippedFiles {
+		skippedFileReasons[k] += v
 	}
 
 	post := o.Split != SplitNone || o.MinPerClass > 0 || o.MaxPerClass > 0
@@ -217,7 +218,7 @@ func Build(o BuildOptions) (*BuildResult, error) {
 		}
 		res.Outputs, res.Counts = []string{o.Output}, []uint64{uint64(w.Len())}
 		res.Meta, res.Elapsed = *w.Meta(), time.Since(start) // Close filled the flow counts
-		return res, nil
+		return res, res.checkStored()
 	}
 	if err := w.Close(); err != nil {
 		return nil, err
@@ -280,7 +281,46 @@ func Build(o BuildOptions) (*BuildResult, error) {
 		}
 	}
 	res.Meta, res.Elapsed = bm, time.Since(start)
-	return res, nil
+	return res, res.checkStored()
+}
+
+// ErrNoFlows is wrapped by Build's error when no flow was stored; Build
+// then removes the empty output files.
+var ErrNoFlows = errors.New("no flows stored")
+
+// checkStored removes the outputs of a build that stored no flow and
+// returns an ErrNoFlows error listing the skip and drop reasons.
+func (res *BuildResult) checkStored() error {
+	if res.Meta.Summary.Flows > 0 {
+		return nil
+	}
+	for _, p := range res.Outputs {
+		_ = os.Remove(p)
+	}
+	outs := res.Outputs
+	res.Outputs, res.Counts = nil, nil
+	s := res.Meta.Summary
+	var why []string
+	add := func(kind string, m map[string]uint64) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if m[k] > 0 {
+				why = append(why, fmt.Sprintf("%d %s: %s", m[k], kind, k))
+			}
+		}
+	}
+	add("files skipped", s.SkippedFiles)
+	add("packets skipped", s.SkippedPkts)
+	add("flows dropped", s.DroppedFlows)
+	if res.Report != nil {
+		for _, w := range res.Report.Warnings[:min(len(res.Report.Warnings), 5)] {
+			why = append(why, w)
+		}
+	}
+	if len(why) == 0 {
+		why = append(why, "no packets read")
+	}
+	return fmt.Errorf("prep: %w from %d files (%d packets, %d flows read); %s not written: %s",
+		ErrNoFlows, s.Files, s.Packets, s.FlowsRead, strings.Join(outs, ", "), strings.Join(why, "; "))
 }
 
 // progressEvery is how many bytes Build reads between progress reports.

@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"encoding/csv"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -246,5 +247,36 @@ func TestBuildClean(t *testing.T) {
 	}
 	if _, ok := s.SkippedPkts[extract.SkipCleaned]; ok {
 		t.Error("cleaned flows counted as skipped packets")
+	}
+}
+
+// A build that stores no flow is an error naming the reasons, and leaves no
+// empty dataset behind (with and without a split).
+func TestBuildNothingStored(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.pcap")
+	if err := os.WriteFile(junk, []byte("this is not a capture file at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	touch(t, filepath.Join(dir, "tree", "A", "readme.txt"))
+	for _, split := range []SplitMode{SplitNone, SplitRandom} {
+		out := filepath.Join(dir, "o.nmds")
+		res, err := Build(BuildOptions{Inputs: []string{junk, filepath.Join(dir, "tree")}, Output: out, Split: split,
+			Extract: extract.Options{Bidirectional: true}})
+		if !errors.Is(err, ErrNoFlows) {
+			t.Fatalf("split %q: err = %v, want ErrNoFlows", split, err)
+		}
+		for _, want := range []string{"1 files skipped: unreadable capture", "1 files skipped: " + SkipNotCapture, "junk.pcap", "not written"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("split %q: error %q does not say %q", split, err, want)
+			}
+		}
+		if res == nil || res.Meta.Summary.Files != 1 || len(res.Outputs) != 0 {
+			t.Errorf("split %q: result %+v", split, res)
+		}
+		left, _ := filepath.Glob(filepath.Join(dir, "o*"))
+		if len(left) != 0 {
+			t.Errorf("split %q: files left behind: %v", split, left)
+		}
 	}
 }

@@ -31,16 +31,36 @@ func KeyAddrs(k *flow.Key) (src, dst netip.Addr) {
 	return netip.AddrFrom16(k.SrcIP), netip.AddrFrom16(k.DstIP)
 }
 
+// FlowMillis returns a flow's first-seen and last-seen times in integer
+// milliseconds since the Unix epoch (floored, so pre-1970 times round the
+// same way as later ones) and its duration as last − first of those
+// milliseconds. Every writer of the bidirectional_*_ms fields uses it, so
+// `dataset export` and `classify` agree on the same flow.
+func FlowMillis(s *flow.Stats) (first, last, duration int64) {
+	first, last = floorMillis(s.FirstSeenNs), floorMillis(s.LastSeenNs)
+	return first, last, last - first
+}
+
+// floorMillis converts nanoseconds to milliseconds, rounding toward −∞.
+func floorMillis(ns int64) int64 {
+	ms := ns / 1_000_000
+	if ns%1_000_000 < 0 {
+		ms--
+	}
+	return ms
+}
+
 // flowValues returns the fields of FlowFieldNames as strings, and whether
 // each is numeric (for JSON).
 func flowValues(k *flow.Key, s *flow.Stats, out []string) []string {
 	src, dst := KeyAddrs(k)
-	ms := func(ns int64) string { return strconv.FormatInt(ns/1_000_000, 10) }
+	first, last, dur := FlowMillis(s)
+	ms := func(v int64) string { return strconv.FormatInt(v, 10) }
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	return append(out[:0],
 		src.String(), u(uint64(k.SrcPort)), dst.String(), u(uint64(k.DstPort)),
 		u(uint64(k.Proto)), u(uint64(k.IPVersion)), u(uint64(k.VLAN)),
-		ms(s.FirstSeenNs), ms(s.LastSeenNs), ms(s.LastSeenNs-s.FirstSeenNs),
+		ms(first), ms(last), ms(dur),
 		u(s.Packets), u(s.Bytes), u(s.SrcPackets), u(s.SrcBytes), u(s.DstPackets), u(s.DstBytes),
 	)
 }

@@ -15,7 +15,7 @@ import (
 
 // Input is one capture file to read, with the class its location gives it.
 type Input struct {
-	Path  string // path as reached from the INPUT argument (filepath.Join(arg, rel))
+	Path  string // path as reached from the INPUT argument: the argument as spelt, "/", the relative path
 	Label string // class name from the folder or the manifest; "" when unlabelled
 	Size  int64  // file size in bytes
 }
@@ -28,71 +28,136 @@ func IsCaptureName(name string) bool {
 	return strings.HasSuffix(n, ".pcap") || strings.HasSuffix(n, ".pcapng") || strings.HasSuffix(n, ".cap")
 }
 
+// Reasons CollectInputs gives for files of a tree it does not read (keys of
+// its skipped map, and of Summary.SkippedFiles).
+const (
+	SkipHidden     = "hidden (name starts with '.')"
+	SkipNotCapture = "not a capture by name (.pcap, .pcapng, .cap[.gz])"
+	SkipNotRegular = "not a regular file (device, socket, pipe or broken symlink)"
+	SkipLoop       = "directory already walked (symlink loop or duplicate link)"
+)
+
+// JoinInput joins an INPUT argument and a slash-separated path relative to
+// it, keeping the argument exactly as the user spelt it ("./x", "../x",
+// absolute): no cleaning, and a trailing separator is not doubled.
+func JoinInput(arg, rel string) string {
+	if strings.HasSuffix(arg, "/") || strings.HasSuffix(arg, string(filepath.Separator)) {
+		return arg + rel
+	}
+	return arg + "/" + rel
+}
+
 // CollectInputs expands the prep INPUT arguments, in argument order. A file
-// is read as given (unlabelled). A directory is walked in sorted path order;
-// a capture in a first-level subdirectory (or deeper) is labelled with that
-// subdirectory's name, a capture directly in the directory is unlabelled.
-// Hidden files and directories (".name") and files that are not captures by
-// name (IsCaptureName) are skipped and counted. folderClasses are the
-// sorted names of every first-level subdirectory of the directory arguments.
-func CollectInputs(args []string) (files []Input, folderClasses []string, skipped int, err error) {
+// is read as given (unlabelled). A directory is walked in sorted name order,
+// following symbolic links (to files and directories; a directory whose
+// real path was already walked from this argument is skipped, which stops
+// link loops); a capture in a first-level subdirectory (or deeper) is
+// labelled with that subdirectory's name, a capture directly in the
+// directory is unlabelled. Paths keep the argument's spelling (JoinInput).
+// Hidden files and directories (".name"), files that are not captures by
+// name (IsCaptureName) and non-regular files are skipped and counted by
+// reason (the Skip* constants). folderClasses are the sorted names of every
+// first-level subdirectory of the directory arguments.
+func CollectInputs(args []string) (files []Input, folderClasses []string, skipped map[string]uint64, err error) {
 	seen := map[string]bool{}
+	skipped = map[string]uint64{}
 	for _, arg := range args {
 		st, err := os.Stat(arg)
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("input %s: %w", arg, err)
+			return nil, nil, nil, fmt.Errorf("input %s: %w", arg, err)
 		}
 		if !st.IsDir() {
 			files = append(files, Input{Path: arg, Size: st.Size()})
 			continue
 		}
-		err = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
+		w := treeWalker{arg: arg, visited: map[string]bool{}, skipped: skipped}
+		if err := w.walk(arg, ""); err != nil {
+			return nil, nil, nil, fmt.Errorf("input %s: %w", arg, err)
+		}
+		files = append(files, w.files...)
+		for _, c := range w.classes {
+			if !seen[c] {
+				seen[c] = true
+				folderClasses = append(folderClasses, c)
 			}
-			if p == arg {
-				return nil
-			}
-			if strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				skipped++
-				return nil
-			}
-			rel, err := filepath.Rel(arg, p)
-			if err != nil {
-				return err
-			}
-			parts := strings.Split(rel, string(filepath.Separator))
-			if d.IsDir() {
-				if len(parts) == 1 && !seen[parts[0]] {
-					seen[parts[0]] = true
-					folderClasses = append(folderClasses, parts[0])
-				}
-				return nil
-			}
-			if !d.Type().IsRegular() || !IsCaptureName(d.Name()) {
-				skipped++
-				return nil
-			}
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			in := Input{Path: p, Size: info.Size()}
-			if len(parts) > 1 {
-				in.Label = parts[0]
-			}
-			files = append(files, in)
-			return nil
-		})
-		if err != nil {
-			return nil, nil, 0, fmt.Errorf("input %s: %w", arg, err)
 		}
 	}
 	slices.Sort(folderClasses)
 	return files, folderClasses, skipped, nil
+}
+
+// treeWalker walks one directory argument of CollectInputs.
+type treeWalker struct {
+	arg     string
+	visited map[string]bool // real paths of the directories walked
+	skipped map[string]uint64
+	files   []Input
+	classes []string // first-level subdirectory names
+}
+
+// walk reads directory dir (the argument's spelling joined with rel, the
+// slash-separated path below the argument; "" for the argument itself).
+func (w *treeWalker) walk(dir, rel string) error {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
+	if real, err = filepath.Abs(real); err != nil {
+		return err
+	}
+	if w.visited[real] {
+		w.skipped[SkipLoop]++
+		return nil
+	}
+	w.visited[real] = true
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, d := range ents {
+		name := d.Name()
+		if strings.HasPrefix(name, ".") {
+			if !d.IsDir() {
+				w.skipped[SkipHidden]++
+			}
+			continue
+		}
+		childRel := name
+		if rel != "" {
+			childRel = rel + "/" + name
+		}
+		p := JoinInput(w.arg, childRel)
+		st, err := os.Stat(p) // follows symlinks
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && d.Type()&fs.ModeSymlink != 0 {
+				w.skipped[SkipNotRegular]++ // dangling symlink
+				continue
+			}
+			return err
+		}
+		if st.IsDir() {
+			if rel == "" {
+				w.classes = append(w.classes, name)
+			}
+			if err := w.walk(p, childRel); err != nil {
+				return err
+			}
+			continue
+		}
+		switch {
+		case !st.Mode().IsRegular():
+			w.skipped[SkipNotRegular]++
+		case !IsCaptureName(name):
+			w.skipped[SkipNotCapture]++
+		default:
+			in := Input{Path: p, Size: st.Size()}
+			if rel != "" {
+				in.Label, _, _ = strings.Cut(childRel, "/")
+			}
+			w.files = append(w.files, in)
+		}
+	}
+	return nil
 }
 
 // Manifest maps capture files to class names.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/netmamba/netmamba/extract"
@@ -51,11 +52,96 @@ func TestCollectInputs(t *testing.T) {
 	if !slices.Equal(classes, []string{"a", "b", "empty"}) {
 		t.Errorf("folder classes %v", classes)
 	}
-	if skipped != 2 { // README.md, .hidden.pcap (.git is not descended)
-		t.Errorf("skipped %d, want 2", skipped)
+	// README.md, .hidden.pcap (.git is not descended)
+	if len(skipped) != 2 || skipped[SkipNotCapture] != 1 || skipped[SkipHidden] != 1 {
+		t.Errorf("skipped %v, want 1 not a capture, 1 hidden", skipped)
 	}
 	if _, _, _, err := CollectInputs([]string{filepath.Join(dir, "nope")}); err == nil {
 		t.Error("missing input accepted")
+	}
+}
+
+// TestCollectInputsSpelling checks that paths keep the INPUT argument as
+// the user spelt it: "./", "../", absolute, trailing slash (not doubled).
+func TestCollectInputsSpelling(t *testing.T) {
+	dir := t.TempDir()
+	touch(t, filepath.Join(dir, "data/test/BitTorrent/x.pcap"))
+	touch(t, filepath.Join(dir, "data/test/top.pcap"))
+	t.Chdir(filepath.Join(dir, "data"))
+	for _, c := range []struct{ arg, want string }{
+		{"./test/", "./test/BitTorrent/x.pcap"},
+		{"./test", "./test/BitTorrent/x.pcap"},
+		{"test", "test/BitTorrent/x.pcap"},
+		{"test/", "test/BitTorrent/x.pcap"},
+		{"../data/test", "../data/test/BitTorrent/x.pcap"},
+		{"./test/../test", "./test/../test/BitTorrent/x.pcap"},
+		{dir + "/data/test/", dir + "/data/test/BitTorrent/x.pcap"},
+		{dir + "/data/test", dir + "/data/test/BitTorrent/x.pcap"},
+	} {
+		files, classes, _, err := CollectInputs([]string{c.arg})
+		if err != nil {
+			t.Fatalf("%s: %v", c.arg, err)
+		}
+		if len(files) != 2 || files[0].Path != c.want || files[0].Label != "BitTorrent" {
+			t.Errorf("CollectInputs(%q) = %+v, want first %q labelled BitTorrent", c.arg, files, c.want)
+		}
+		if files[1].Path != strings.TrimSuffix(c.want, "BitTorrent/x.pcap")+"top.pcap" || files[1].Label != "" {
+			t.Errorf("CollectInputs(%q) second = %+v", c.arg, files[1])
+		}
+		if !slices.Equal(classes, []string{"BitTorrent"}) {
+			t.Errorf("CollectInputs(%q) classes %v", c.arg, classes)
+		}
+	}
+}
+
+// TestCollectInputsSymlinks checks that symlinked captures, class folders
+// and INPUT roots are followed, and that a link loop ends.
+func TestCollectInputsSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	touch(t, filepath.Join(real, "HTTP/a.pcap"))
+	touch(t, filepath.Join(real, "DNS/d.pcap"))
+	tree := filepath.Join(dir, "tree")
+	for _, p := range []string{"HTTP", "DNS"} {
+		if err := os.MkdirAll(filepath.Join(tree, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(old, new string) {
+		t.Helper()
+		if err := os.Symlink(old, new); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link(filepath.Join(real, "HTTP/a.pcap"), filepath.Join(tree, "HTTP/a.pcap")) // symlinked capture
+	link(filepath.Join(real, "DNS"), filepath.Join(tree, "DNS/sub"))             // symlinked folder below a class
+	link(filepath.Join(real, "HTTP"), filepath.Join(tree, "Web"))                // symlinked class folder
+	link(tree, filepath.Join(tree, "DNS/loop"))                                  // loop back to the root
+	link(filepath.Join(dir, "missing.pcap"), filepath.Join(tree, "HTTP/gone.pcap"))
+	root := filepath.Join(dir, "root")
+	link(tree, root) // symlinked INPUT root
+
+	files, classes, skipped, err := CollectInputs([]string{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range files {
+		got = append(got, f.Path+"="+f.Label)
+	}
+	want := []string{
+		root + "/DNS/sub/d.pcap=DNS",
+		root + "/HTTP/a.pcap=HTTP",
+		root + "/Web/a.pcap=Web",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("files:\n%v\nwant\n%v", got, want)
+	}
+	if !slices.Equal(classes, []string{"DNS", "HTTP", "Web"}) {
+		t.Errorf("classes %v", classes)
+	}
+	if skipped[SkipLoop] != 1 || skipped[SkipNotRegular] != 1 {
+		t.Errorf("skipped %v, want 1 loop, 1 dangling link", skipped)
 	}
 }
 

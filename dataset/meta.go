@@ -19,6 +19,7 @@ type Settings struct {
 	Direction     string   `json:"direction,omitempty"`      // "bi" or "uni"
 	Filter        string   `json:"filter,omitempty"`         // BPF filter expression
 	Clean         bool     `json:"clean,omitempty"`          // DNS/mDNS/LLMNR/NBNS/DHCP/NTP flows dropped
+	Debias        []string `json:"debias,omitempty"`         // header debias strategies (repr.ParseDebias names); absent: ["zero_ip"]
 	ClassesFile   string   `json:"classes_file,omitempty"`   // --classes
 	Manifest      string   `json:"manifest,omitempty"`       // --manifest
 	SplitMode     string   `json:"split_mode,omitempty"`     // random, time or source

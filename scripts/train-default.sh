@@ -18,7 +18,7 @@ PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-6}
 EPOCHS=${EPOCHS:-30}
 LOSS=${LOSS:-ce}
 mkdir -p "$WORK"
-go build -o "$WORK/netmamba" ./cmd/netmamba
+go build -ldflags "-X main.linkedCommit=$(git rev-parse HEAD 2>/dev/null || true)" -o "$WORK/netmamba" ./cmd/netmamba
 nm="$WORK/netmamba"
 for s in train valid test; do
   "$nm" prep -q --classes "$SHARED/data/ndpi-app/classes.txt" -o "$WORK/app-$s.nmds" "$SHARED/data/ndpi-app/$s"
@@ -36,5 +36,6 @@ fi
   --format table | tee "$WORK/eval-test.txt"
 "$nm" eval --model "$WORK/netmamba-default.safetensors" --data "$WORK/app-test.nmds" --calibrate-on "$WORK/app-valid.nmds" \
   --format html --log "$WORK/finetuned.log.jsonl" -o "$WORK/eval-test.html"
+mkdir -p assets
 cp "$WORK/netmamba-default.safetensors" assets/netmamba-default.safetensors
 echo "default model -> assets/netmamba-default.safetensors (rebuild the binary to embed it)"

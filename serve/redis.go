@@ -72,9 +72,10 @@ func (s *RedisSink) Add(r *classify.Result) {
 		json:  r.AppendJSON(nil),
 		label: r.Label,
 	}
+	firstMs, lastMs, _ := dataset.FlowMillis(&r.Stats)
 	f.fields = []any{"label", r.Label, "confidence", strconv.FormatFloat(r.Confidence, 'g', 6, 64),
 		"packets", r.Stats.Packets, "bytes", r.Stats.Bytes,
-		"first_seen_ms", r.Stats.FirstSeenNs / 1e6, "last_seen_ms", r.Stats.LastSeenNs / 1e6,
+		"first_seen_ms", firstMs, "last_seen_ms", lastMs,
 		"classified_at_packets", r.ClassifiedAtPackets, "shed", strconv.FormatBool(r.Shed), "json", string(f.json)}
 	select {
 	case s.meta <- f:

@@ -17,6 +17,9 @@ type Data struct {
 	Classes []string
 	Sources []string // source capture per flow
 	Views   []repr.View
+	// Settings are how the (first) dataset was built: direction, compat
+	// mode, debias — what a model trained on it expects at inference.
+	Settings dataset.Settings
 }
 
 // LoadData reads one or more datasets written by `netmamba prep`. When
@@ -37,6 +40,7 @@ func LoadData(paths ...string) (*Data, error) {
 		}
 		if d.Path == "" {
 			d.Path = p
+			d.Settings = ds.Meta().Settings
 		} else {
 			d.Path += "," + p
 		}
@@ -59,7 +63,7 @@ func LoadData(paths ...string) (*Data, error) {
 
 // Subset returns the flows idx of d (sharing nothing with d).
 func (d *Data) Subset(idx []int) *Data {
-	s := &Data{Path: d.Path, Classes: d.Classes}
+	s := &Data{Path: d.Path, Classes: d.Classes, Settings: d.Settings}
 	for _, i := range idx {
 		s.Bytes = append(s.Bytes, d.Bytes[i*repr.ViewBytes:(i+1)*repr.ViewBytes]...)
 		s.Labels = append(s.Labels, d.Labels[i])

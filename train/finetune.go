@@ -29,7 +29,8 @@ func DefaultFinetune() FinetuneOptions {
 
 // FinetuneResult summarises a fine-tuning run.
 type FinetuneResult struct {
-	Steps      int
+	Steps      int     // optimiser steps of the whole run
+	RunSteps   int     // steps taken by this process (fewer after --resume)
 	BestEpoch  int     // -1 when there was no validation data (the last epoch is kept)
 	BestScore  float64 // validation score of BestEpoch (Select)
 	TrainFlows int     // after the few-shot fraction
@@ -154,7 +155,7 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 			copy(p.Data, best[p.Name])
 		}
 	}
-	return &FinetuneResult{Steps: pos.Step, BestEpoch: pos.BestEpoch, BestScore: pos.BestScore, TrainFlows: td.N, Counts: counts}, nil
+	return &FinetuneResult{Steps: pos.Step, RunSteps: pos.Done, BestEpoch: pos.BestEpoch, BestScore: pos.BestScore, TrainFlows: td.N, Counts: counts}, nil
 }
 
 // Predict returns the eval-mode logits (d.N, C) of every flow of d.

@@ -24,7 +24,10 @@ type Schedule struct {
 	WeightDecay  float64
 	Beta2        float64 // AdamW β2 (0.999 to fine-tune, 0.95 to pre-train)
 	LayerDecay   float64 // layer-wise lr decay (0.75 to fine-tune; 0 = none)
-	NoDecayBias  bool    // exempt ".bias" parameters from decay (pre-training)
+	// MaxSteps, when > 0, ends the run after exactly this many optimiser
+	// steps (possibly mid-epoch); the cosine schedule then spans MaxSteps.
+	MaxSteps    int
+	NoDecayBias bool // exempt ".bias" parameters from decay (pre-training)
 }
 
 // RunOptions are the run-level settings: seeds, threads, checkpoints, log.
@@ -63,6 +66,7 @@ type position struct {
 	BestScore float64 `json:"best_score"` // best validation score so far (fine-tune; scores are in [0, 1], -1 = none)
 	BestEpoch int     `json:"best_epoch"` // its epoch (-1: none)
 	Config    string  `json:"config"`     // the run's configuration, to refuse resuming a different run
+	Done      int     `json:"-"`          // steps taken by this process (not saved)
 }
 
 // epochPerm is the shuffled order of epoch e: a pure function of the seed
@@ -202,7 +206,12 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 	}
 	ipe := n / batch // drop_last
 	total := ipe * s.Epochs
-	sched := CosineSchedule{LR: AbsoluteLR(s.BLR, batch), MinLR: s.MinLR, WarmupEpochs: s.WarmupEpochs, Epochs: float64(s.Epochs)}
+	schedEpochs := float64(s.Epochs)
+	if s.MaxSteps > 0 && s.MaxSteps < total {
+		total = s.MaxSteps
+		schedEpochs = float64(total) / float64(ipe)
+	}
+	sched := CosineSchedule{LR: AbsoluteLR(s.BLR, batch), MinLR: s.MinLR, WarmupEpochs: s.WarmupEpochs, Epochs: schedEpochs}
 	if err := sched.Validate(); err != nil {
 		return position{}, err
 	}
@@ -219,7 +228,7 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 	var lossN int
 	for pos.Epoch < s.Epochs {
 		perm := epochPerm(n, ro.Seed, pos.Epoch)
-		for pos.Iter < ipe {
+		for pos.Iter < ipe && pos.Step < total {
 			if ro.StopAfterSteps > 0 && done >= ro.StopAfterSteps {
 				return pos, ErrStopped
 			}
@@ -238,6 +247,7 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 			pos.Step++
 			pos.Iter++
 			done++
+			pos.Done = done
 			lossSum += loss
 			lossN++
 			if ro.Progress != nil {
@@ -245,7 +255,7 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 				ro.Progress(Progress{Step: pos.Step, TotalSteps: total, Epoch: ep, Loss: loss, LR: lr,
 					FlowsPerSec: float64(done*batch) / el.Seconds(), Elapsed: el})
 			}
-			if lossN > 0 && (pos.Iter == ipe || pos.Step%10 == 0) {
+			if lossN > 0 {
 				if err := log.add(eval.TrainRecord{Step: int64(pos.Step), Epoch: FractionalEpoch(pos.Epoch, pos.Iter, ipe),
 					LR: eval.Float(lr), Loss: eval.Float(lossSum / float64(lossN))}); err != nil {
 					return pos, err
@@ -262,6 +272,14 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 			if err := epochEnd(pos.Epoch, &pos); err != nil {
 				return pos, err
 			}
+		}
+		if pos.Step >= total && pos.Iter < ipe { // MaxSteps ended the run mid-epoch
+			if ro.StatePath != "" {
+				if err := saveState(ro.StatePath, params, opt, best, pos); err != nil {
+					return pos, err
+				}
+			}
+			return pos, nil
 		}
 		pos.Epoch++
 		pos.Iter = 0

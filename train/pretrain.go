@@ -9,9 +9,8 @@ import (
 type PretrainOptions struct {
 	Schedule
 	RunOptions
-	// Steps is the minimum number of optimiser steps; the run takes whole
-	// epochs, so it does ceil(Steps / steps-per-epoch) epochs (as the
-	// official loop). 0 keeps Schedule.Epochs.
+	// Steps is the number of optimiser steps (the cosine schedule spans
+	// them; the last epoch may be partial). 0 keeps Schedule.Epochs.
 	Steps int
 	// WarmupFraction sets the warm-up as a fraction of the epochs when
 	// Schedule.WarmupEpochs is 0 (default 0.05).
@@ -31,6 +30,7 @@ func DefaultPretrain() PretrainOptions {
 // PretrainResult summarises a pre-training run.
 type PretrainResult struct {
 	Steps, Epochs int
+	RunSteps      int     // steps taken by this process (fewer after --resume)
 	FinalLoss     float64 // mean loss of the last epoch
 }
 
@@ -43,6 +43,7 @@ func Pretrain(p Pretrainer, d *Data, o PretrainOptions) (*PretrainResult, error)
 	ipe := d.N / batch
 	if o.Steps > 0 {
 		o.Epochs = (o.Steps + ipe - 1) / ipe
+		o.MaxSteps = o.Steps
 	}
 	if o.Epochs <= 0 {
 		return nil, fmt.Errorf("train: pre-training needs --steps or --epochs > 0")
@@ -53,6 +54,9 @@ func Pretrain(p Pretrainer, d *Data, o PretrainOptions) (*PretrainResult, error)
 			f = 0.05
 		}
 		o.WarmupEpochs = f * float64(o.Epochs)
+		if o.MaxSteps > 0 {
+			o.WarmupEpochs = f * float64(o.MaxSteps) / float64(ipe)
+		}
 	}
 	opt, err := newOptimizer(p.Params(), o.Schedule, 0, nil, nil)
 	if err != nil {
@@ -91,5 +95,5 @@ func Pretrain(p Pretrainer, d *Data, o PretrainOptions) (*PretrainResult, error)
 	if err != nil {
 		return nil, err
 	}
-	return &PretrainResult{Steps: pos.Step, Epochs: o.Epochs, FinalLoss: last}, nil
+	return &PretrainResult{Steps: pos.Step, RunSteps: pos.Done, Epochs: o.Epochs, FinalLoss: last}, nil
 }

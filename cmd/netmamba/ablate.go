@@ -35,6 +35,12 @@ nettrans+ (attention, all three modalities).`,
 			if g.Train == "" || g.Valid == "" || g.Test == "" || g.OutDir == "" {
 				return fmt.Errorf("ablate: --train, --valid, --test and -o are required")
 			}
+			if len(g.PretrainData) > 0 && g.PretrainSteps <= 0 {
+				return fmt.Errorf("ablate: --pretrain-data needs --pretrain-steps N (the budget every variant gets)")
+			}
+			if g.PretrainSteps > 0 && len(g.PretrainData) == 0 {
+				return fmt.Errorf("ablate: --pretrain-steps needs --pretrain-data")
+			}
 			all := map[string]ablation.Variant{}
 			for _, v := range ablation.DefaultVariants() {
 				all[strings.ToLower(v.Name)] = v

@@ -161,7 +161,7 @@ longer than 1500 bytes of IP (TSO/GRO captures) are skipped and counted.`,
 				rerr := in.ReadCapture(r)
 				in.Close()
 				if rerr != nil && !capture.IsTruncated(rerr) {
-					return rerr
+					return fmt.Errorf("bench classify: %w", rerr)
 				}
 				runtime.ReadMemStats(&ms)
 				peak = max(peak, ms.HeapInuse)

@@ -7,9 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
+	"math"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -59,8 +64,8 @@ func (pf *pipelineFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&pf.direction, "direction", "", "flows: bi or uni (default: the checkpoint's, else bi)")
 	f.StringVar(&pf.compat, "compat", "", `byte view: "" (offset-correct) or "official" (default: the checkpoint's)`)
 	f.StringVar(&pf.filterExpr, "filter", "", "BPF-style filter (package filter syntax), e.g. 'tcp port 443'")
-	f.DurationVar(&pf.idle, "idle-timeout", -1, "end a flow after this idle time (default: 0 for files = read as a whole, 120s live)")
-	f.DurationVar(&pf.active, "active-timeout", -1, "end a flow this long after its first packet (default: 0 for files, 1800s live)")
+	f.DurationVar(&pf.idle, "idle-timeout", 0, "end a flow after this idle time; 0 = off (unless set: off for files, read as a whole; 120s for live capture)")
+	f.DurationVar(&pf.active, "active-timeout", 0, "end a flow this long after its first packet; 0 = off (unless set: off for files; 1800s for live capture)")
 	f.IntVar(&pf.maxFlows, "max-flows", 1<<18, "live flows per flow table; at the cap the least recently seen flow is ended and reported")
 	f.IntVar(&pf.batch, "batch", 64, "largest classifier batch")
 	f.DurationVar(&pf.maxWait, "max-wait", 5*time.Millisecond, "longest a flow waits for its batch to fill")
@@ -68,6 +73,12 @@ func (pf *pipelineFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&pf.classifiers, "classifiers", 1, "classifier workers (each with its own model copy)")
 	f.IntVar(&pf.threads, "threads", 0, "threads per classifier worker (0: all CPUs)")
 }
+
+// Flow timeouts of live capture when the flags are not set (files: off).
+const (
+	liveIdleTimeout   = 120 * time.Second
+	liveActiveTimeout = 1800 * time.Second
+)
 
 // build loads the model (classifiers copies) and makes the pipeline.
 // isLive selects the live timeout defaults; block makes a full queue wait.
@@ -78,17 +89,17 @@ func (pf *pipelineFlags) build(f *pflag.FlagSet, isLive, block, noModel bool) (*
 		QueueLen: pf.queue, Block: block, EmitEarly: pf.emitEarly,
 		IdleTimeout: pf.idle, ActiveTimeout: pf.active,
 	}
-	if pf.idle < 0 {
-		opts.IdleTimeout = 0
-		if isLive {
-			opts.IdleTimeout = 120 * time.Second
-		}
+	if pf.idle < 0 || pf.active < 0 {
+		return nil, "", fmt.Errorf("--idle-timeout %v, --active-timeout %v: must be >= 0 (0 = off)", pf.idle, pf.active)
 	}
-	if pf.active < 0 {
-		opts.ActiveTimeout = 0
-		if isLive {
-			opts.ActiveTimeout = 1800 * time.Second
-		}
+	if isLive && !f.Changed("idle-timeout") {
+		opts.IdleTimeout = liveIdleTimeout
+	}
+	if isLive && !f.Changed("active-timeout") {
+		opts.ActiveTimeout = liveActiveTimeout
+	}
+	if f.Changed("temperature") && !(pf.temperature > 0 && !math.IsInf(pf.temperature, 1)) {
+		return nil, "", fmt.Errorf("--temperature %v: must be a finite number > 0 (leave it unset for the checkpoint's calibration, else 1)", pf.temperature)
 	}
 	direction, compat := pf.direction, pf.compat
 	name := "no model"
@@ -311,8 +322,9 @@ by --max-streams) and runs in the capture goroutine instead of the batched worke
 	return c
 }
 
-// classifyInputs classifies files in order, or the in-memory sample when
-// there are none.
+// classifyInputs classifies files in order (a directory is walked for
+// capture files in sorted order, as prep does), or the in-memory sample
+// when there are none.
 func classifyInputs(p *classify.Pipeline, args []string, sink func(*classify.Result), stderr io.Writer) error {
 	if len(args) == 0 {
 		var buf bytes.Buffer
@@ -326,10 +338,26 @@ func classifyInputs(p *classify.Pipeline, args []string, sink func(*classify.Res
 		fmt.Fprintln(stderr, "classify: no file given: classifying the built-in sample traffic (netmamba sample --seed 1)")
 		return classifyReader(p, r, sink, stderr)
 	}
-	for _, path := range args {
-		r, err := capture.Open(path)
+	inputs, _, skipped, err := dataset.CollectInputs(args)
+	if err != nil {
+		return fmt.Errorf("classify: %w", err)
+	}
+	for _, reason := range slices.Sorted(maps.Keys(skipped)) {
+		fmt.Fprintf(stderr, "classify: skipped %d files: %s\n", skipped[reason], reason)
+	}
+	if len(inputs) == 0 {
+		return fmt.Errorf("classify: no capture files (.pcap, .pcapng, .cap[.gz]) in %s", strings.Join(args, " "))
+	}
+	for _, in := range inputs {
+		r, err := capture.Open(in.Path)
 		if err != nil {
-			return fmt.Errorf("classify: %w", err)
+			if _, ok := errors.AsType[*capture.Error](err); ok {
+				return fmt.Errorf("classify: %w", err) // names the file
+			}
+			if _, ok := errors.AsType[*fs.PathError](err); ok {
+				return fmt.Errorf("classify: %w", err) // "open FILE: …"
+			}
+			return fmt.Errorf("classify: %s: %w", in.Path, err)
 		}
 		err = classifyReader(p, r, sink, stderr)
 		r.Close()
@@ -351,7 +379,7 @@ func classifyReader(p *classify.Pipeline, r *capture.Reader, sink func(*classify
 			fmt.Fprintf(stderr, "classify: warning: %v\n", err)
 			return nil
 		}
-		return err
+		return fmt.Errorf("classify: %w", err)
 	}
 	return nil
 }

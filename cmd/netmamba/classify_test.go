@@ -174,3 +174,74 @@ func TestClassifyCSVAndThreshold(t *testing.T) {
 		}
 	}
 }
+
+// classifyHTTPDir is a directory of real single-flow captures.
+const classifyHTTPDir = "../../../shared/data/ndpi-app/test/HTTP"
+
+// TestClassifyDirAgreesWithExport classifies a directory (walked in sorted
+// order, as prep walks it) and checks that every flow's nfstream fields,
+// bidirectional_duration_ms included, equal what `prep` + `dataset export`
+// write for the same flow.
+func TestClassifyDirAgreesWithExport(t *testing.T) {
+	entries, err := os.ReadDir(classifyHTTPDir)
+	if err != nil {
+		t.Fatalf("test data missing: %v", err)
+	}
+	mpath := writeTinyRandomModel(t, []string{"a", "b"})
+	dir := t.TempDir()
+	ds := filepath.Join(dir, "http.nmds")
+	runCLI(t, "prep", "-q", "-o", ds, classifyHTTPDir)
+	runCLI(t, "dataset", "export", "--format", "jsonl", "-o", filepath.Join(dir, "x.jsonl"), ds)
+	raw, err := os.ReadFile(filepath.Join(dir, "x.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := []string{"bidirectional_first_seen_ms", "bidirectional_last_seen_ms", "bidirectional_duration_ms",
+		"bidirectional_packets", "bidirectional_bytes", "src2dst_packets", "dst2src_packets"}
+	exported := map[string]map[string]any{}
+	for i, ln := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(ln), &m); err != nil {
+			t.Fatalf("export row %d: %v", i, err)
+		}
+		exported[flowKeyOf(m)] = m
+	}
+	out, _ := runCLIErr(t, "classify", "--model", mpath, classifyHTTPDir)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < len(entries) || len(exported) == 0 {
+		t.Fatalf("classify wrote %d results for %d files, export %d flows", len(lines), len(entries), len(exported))
+	}
+	matched, lastSource, sources := 0, "", 0
+	for i, ln := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(ln), &m); err != nil {
+			t.Fatalf("result %d: %v: %s", i, err, ln)
+		}
+		src, _ := m["source"].(string)
+		if src < lastSource {
+			t.Fatalf("result %d from %s after %s: files not in sorted order", i, src, lastSource)
+		}
+		if src != lastSource {
+			sources++
+		}
+		lastSource = src
+		e, ok := exported[flowKeyOf(m)]
+		if !ok {
+			continue // prep keeps flows by its own rules; compare the common ones
+		}
+		matched++
+		for _, f := range fields {
+			if m[f] != e[f] {
+				t.Fatalf("flow %s: %s classify %v, export %v", flowKeyOf(m), f, m[f], e[f])
+			}
+		}
+		first, last, dur := m[fields[0]].(float64), m[fields[1]].(float64), m[fields[2]].(float64)
+		if dur != last-first {
+			t.Fatalf("flow %s: duration %v != last %v - first %v", flowKeyOf(m), dur, last, first)
+		}
+	}
+	if sources != len(entries) || matched != len(exported) {
+		t.Fatalf("%d sources for %d files; %d of %d exported flows matched", sources, len(entries), matched, len(exported))
+	}
+	t.Logf("%d files, %d results, %d flows equal to the export", len(entries), len(lines), matched)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -65,6 +66,7 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 			if err != nil {
 				return err
 			}
+			warnReprMismatch(cmd.ErrOrStderr(), name, l.Meta.Repr, d)
 			id, ood, err := splitByModelClasses(d, classes)
 			if err != nil {
 				return err
@@ -272,4 +274,20 @@ func writeCalibrated(src, dst string, temperature, threshold float64) error {
 	}
 	f.Metadata = meta.Map()
 	return checkpoint.Save(dst, f, checkpoint.WriteOptions{})
+}
+
+// warnReprMismatch warns when a dataset was built with other representation
+// settings (direction, compat mode) than the model was trained on: its
+// scores would then say little about the model.
+func warnReprMismatch(w io.Writer, model string, rm checkpoint.ReprMeta, d *train.Data) {
+	dir := d.Settings.Direction
+	if dir == "" {
+		dir = "bi"
+	}
+	if rm.Direction != "" && rm.Direction != dir {
+		fmt.Fprintf(w, "eval: warning: %s was trained on %s-directional flows, %s holds %s-directional flows (prep --direction)\n", model, rm.Direction, d.Path, dir)
+	}
+	if rm.Direction != "" && rm.Compat != d.Settings.Compat {
+		fmt.Fprintf(w, "eval: warning: %s was trained on byte views with compat %q, %s was built with compat %q (prep --compat)\n", model, rm.Compat, d.Path, d.Settings.Compat)
+	}
 }

@@ -273,6 +273,9 @@ func (d *datasetInfo) print(w io.Writer) {
 	if s.Clean {
 		fmt.Fprint(w, ", cleaned")
 	}
+	if len(s.Debias) > 0 {
+		fmt.Fprintf(w, ", debias %s", strings.Join(s.Debias, ","))
+	}
 	if s.SplitMode != "" {
 		fmt.Fprintf(w, ", split %s", s.SplitMode)
 	}

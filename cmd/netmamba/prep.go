@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/netmamba/netmamba/dataset"
 	"github.com/netmamba/netmamba/extract"
 	"github.com/netmamba/netmamba/filter"
+	"github.com/netmamba/netmamba/repr"
 )
 
 // newPrepCmd builds datasets from captures.
@@ -24,6 +26,7 @@ func newPrepCmd() *cobra.Command {
 		seed                                                         uint64
 		minPer, maxPer                                               int
 		idle, active                                                 time.Duration
+		debias                                                       []string
 	)
 	c := &cobra.Command{
 		Use:   "prep -o DATASET [flags] INPUT...",
@@ -41,7 +44,21 @@ of a file by first packet. --min-per-class drops smaller classes, --max-per-clas
 seeded random subset (the earliest flows with --split time). --split writes
 DATASET-train, DATASET-valid and DATASET-test (before the extension):
 random = per class seeded 80/10/10; time = per class, latest 10 % to test;
-source = whole captures to one split, 80/10/10 of the flows.`,
+source = whole captures to one split, 80/10/10 of the flows.
+
+--debias lists the header rewrites of the byte view (NetMamba+ debias strategies),
+comma-separated; the list is complete (a field not named is kept):
+  zero_ip | relative_ip | random_ip    IP addresses: 0.0.0.0 / initiator 0.0.0.1,
+                                       responder 0.0.0.2 / pseudo-random per endpoint
+  zero_port | random_port              transport ports
+  zero_seq | relative_seq              TCP sequence and acknowledgement numbers
+  zero_options, zero_window            TCP option bytes, TCP window
+  zero_checksum, zero_ttl              IPv4 and L4 checksums, TTL / hop limit
+  zero_sni                             server name of a TLS ClientHello
+  none                                 no rewrite at all
+The default, zero_ip, is NetMamba's. The random strategies are seeded by --seed.
+The list is recorded in the dataset's settings (debias) for training and classify.
+--compat official always zeroes IPv4 addresses only and takes no --debias.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -53,6 +70,15 @@ source = whole captures to one split, 80/10/10 of the flows.`,
 				Extract: extract.Options{Compat: compat, Filter: filterExpr, Clean: clean,
 					IdleTimeout: idle, ActiveTimeout: active},
 			}
+			d, err := repr.ParseDebias(debias)
+			if err != nil {
+				return fmt.Errorf("prep: --debias: %w", err)
+			}
+			if compat != "" && !slices.Equal(d.Names(), []string{"zero_ip"}) {
+				return fmt.Errorf("prep: --debias %s: --compat %s has its own fixed debiasing (IPv4 addresses zeroed)", strings.Join(debias, ","), compat)
+			}
+			d.Seed = seed
+			opts.Extract.Debias = d
 			switch direction {
 			case "bi":
 				opts.Extract.Bidirectional = true
@@ -107,6 +133,7 @@ source = whole captures to one split, 80/10/10 of the flows.`,
 	f.StringVar(&classes, "classes", "", "file of class names, one per line, fixing names and order")
 	f.StringVar(&manifest, "manifest", "", "CSV with file,label columns giving labels")
 	f.StringVar(&filterExpr, "filter", "", "BPF-style filter (package filter syntax), e.g. 'tcp port 443'")
+	f.StringSliceVar(&debias, "debias", []string{"zero_ip"}, "header debias strategies, comma-separated (see above): "+strings.Join(repr.DebiasNames(), ", "))
 	f.BoolVar(&clean, "clean", false, "drop DNS, mDNS, LLMNR, NBNS, DHCP and NTP flows")
 	f.StringVar(&split, "split", "", "random, time or source: write DATASET-train/-valid/-test")
 	f.Uint64Var(&seed, "seed", 0, "seed for sampling and splits")
@@ -150,7 +177,7 @@ func printPrepSummary(w io.Writer, res *dataset.BuildResult) {
 	fmt.Fprintf(w, "wrote %s\n", strings.Join(outs, ", "))
 	fmt.Fprintf(w, "read %d files, %d packets, %d flows in %.2f s (%.0f packets/s)\n",
 		s.Files, s.Packets, s.FlowsRead, secs, float64(s.Packets)/max(secs, 1e-9))
-	fmt.Fprintf(w, "stored %d flows in %d classes (%s flows, seed %d", s.Flows, len(m.Classes), m.Settings.Direction, m.Settings.Seed)
+	fmt.Fprintf(w, "stored %d flows in %d classes (%s flows, seed %d, debias %s", s.Flows, len(m.Classes), m.Settings.Direction, m.Settings.Seed, strings.Join(m.Settings.Debias, ","))
 	if m.Settings.SplitMode != "" {
 		fmt.Fprintf(w, ", split %s", m.Settings.SplitMode)
 	}
@@ -182,8 +209,5 @@ func printPrepSummary(w io.Writer, res *dataset.BuildResult) {
 		for _, x := range ws[:min(len(ws), 5)] {
 			fmt.Fprintf(w, "  %s\n", x)
 		}
-	}
-	if s.Flows == 0 {
-		fmt.Fprintln(w, "no flows stored: see the skip reasons above, or run `netmamba inspect` on an input")
 	}
 }

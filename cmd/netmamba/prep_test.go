@@ -195,3 +195,117 @@ func TestPrepErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepKeepsInputSpelling: the index "file" column is the INPUT argument
+// as given ("./…/", trailing slash not doubled) joined with the path below.
+func TestPrepKeepsInputSpelling(t *testing.T) {
+	dir := t.TempDir()
+	ds, idx := filepath.Join(dir, "v.nmds"), filepath.Join(dir, "v.csv")
+	arg := "./" + prepNdpiApp + "/valid/"
+	runCLI(t, "prep", "-q", "-o", ds, arg)
+	runCLI(t, "dataset", "export", "--format", "u8", "-o", filepath.Join(dir, "v.u8"), "--index", idx, ds)
+	rows := readCSVFile(t, idx)[1:]
+	if len(rows) == 0 {
+		t.Fatal("empty index")
+	}
+	for _, r := range rows {
+		rest, ok := strings.CutPrefix(r[1], arg)
+		if !ok || strings.HasPrefix(rest, "/") || !strings.HasPrefix(rest, r[2]+"/") {
+			t.Errorf("index file %q (label %s): want %q + class + name", r[1], r[2], arg)
+		}
+		if _, err := os.Stat(r[1]); err != nil {
+			t.Errorf("index file %q does not open: %v", r[1], err)
+		}
+	}
+}
+
+// TestPrepNothingStored: prep fails, says why, and leaves no dataset.
+func TestPrepNothingStored(t *testing.T) {
+	dir := t.TempDir()
+	junk, out := filepath.Join(dir, "junk.pcap"), filepath.Join(dir, "o.nmds")
+	if err := os.WriteFile(junk, []byte("not a capture"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := newRootCmd()
+	root.SetOut(&bytes.Buffer{})
+	root.SetErr(&bytes.Buffer{})
+	root.SetArgs([]string{"prep", "-q", "-o", out, junk})
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), "no flows stored") || !strings.Contains(err.Error(), "unreadable capture") ||
+		!strings.Contains(err.Error(), "not a pcap or pcapng file") {
+		t.Errorf("err = %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("empty dataset left behind: %v", err)
+	}
+}
+
+// TestPrepDebias: --debias rewrites the stored headers and is recorded in
+// the dataset's settings.
+func TestPrepDebias(t *testing.T) {
+	dir := t.TempDir()
+	in := prepNdpiApp + "/valid/HTTP"
+	check := func(debias string, want []string, portsZero, ipsZero bool) {
+		t.Helper()
+		ds, u8 := filepath.Join(dir, "d.nmds"), filepath.Join(dir, "d.u8")
+		args := []string{"prep", "-q", "-o", ds, in}
+		if debias != "" {
+			args = append(args, "--debias", debias)
+		}
+		runCLI(t, args...)
+		var info struct {
+			Settings struct {
+				Debias []string `json:"debias"`
+			} `json:"settings"`
+		}
+		js := runCLI(t, "inspect", "--json", ds)
+		if err := json.Unmarshal([]byte(js), &info); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(info.Settings.Debias, ",") != strings.Join(want, ",") {
+			t.Errorf("--debias %q: settings.debias %q, want %q", debias, info.Settings.Debias, want)
+		}
+		runCLI(t, "dataset", "export", "--format", "u8", "-o", u8, ds)
+		raw, err := os.ReadFile(u8)
+		if err != nil || len(raw) == 0 {
+			t.Fatalf("%v", err)
+		}
+		v4 := 0
+		for i := 0; i+1600 <= len(raw); i += 1600 {
+			row := raw[i : i+1600]
+			if row[0]>>4 != 4 || row[9] != 6 { // IPv4/TCP rows: ports right after the IHL*4-byte header
+				continue
+			}
+			v4++
+			ihl := int(row[0]&15) * 4
+			ips, ports := row[12:20], row[ihl:ihl+4]
+			if bytes.Equal(ports, make([]byte, 4)) != portsZero {
+				t.Errorf("--debias %q: row %d ports % x", debias, i/1600, ports)
+			}
+			if bytes.Equal(ips, make([]byte, 8)) != ipsZero {
+				t.Errorf("--debias %q: row %d addresses % x", debias, i/1600, ips)
+			}
+		}
+		if v4 == 0 {
+			t.Fatalf("no IPv4/TCP rows in %s", in)
+		}
+	}
+	check("", []string{"zero_ip"}, false, true)
+	check("zero_port", []string{"zero_port"}, true, false)
+	check("zero_port,zero_ip,zero_ttl", []string{"zero_ip", "zero_port", "zero_ttl"}, true, true)
+	check("none", []string{"none"}, false, false)
+
+	for _, c := range []struct{ args []string }{
+		{[]string{"--debias", "zero_ip,random_ip"}},
+		{[]string{"--debias", "zero_mac"}},
+		{[]string{"--debias", "zero_port", "--compat", "official"}},
+	} {
+		root := newRootCmd()
+		root.SetOut(&bytes.Buffer{})
+		root.SetErr(&bytes.Buffer{})
+		root.SetArgs(append([]string{"prep", "-q", "-o", filepath.Join(dir, "x.nmds"), in}, c.args...))
+		if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "--debias") {
+			t.Errorf("%v: err = %v", c.args, err)
+		}
+	}
+}

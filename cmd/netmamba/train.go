@@ -36,7 +36,7 @@ type trainFlags struct {
 }
 
 func (f *trainFlags) register(fs *pflag.FlagSet, batch int, blr float64) {
-	fs.StringArrayVar(&f.data, "data", nil, "training dataset from `netmamba prep` (repeatable)")
+	fs.StringArrayVar(&f.data, "data", nil, "training dataset written by netmamba prep (repeatable)")
 	fs.StringVarP(&f.out, "out", "o", "", "output model (.safetensors)")
 	fs.StringVar(&f.logPath, "log", "", "JSONL training log (default: OUT with .log.jsonl)")
 	fs.StringVar(&f.archName, "arch", "mamba", "backbone: mamba | nettrans")
@@ -168,7 +168,8 @@ func newPretrainCmd() *cobra.Command {
 		Long: `pretrain trains the masked autoencoder (official recipe: AdamW β (0.9, 0.95), weight
 decay 0.05, lr = blr·batch/256 with blr 1e-3, batch 128, warm-up then per-iteration
 half-cosine to 0, mask ratio 0.9, drop-path 0.1) on the flows of the given datasets
-(labels are ignored). It runs whole epochs: ceil(steps / steps-per-epoch) of them.
+(labels are ignored) for exactly --steps optimiser steps (the cosine spans them), or for
+--epochs whole epochs.
 The output holds the encoder and decoder under the official names; finetune --init
 reads its encoder.`,
 		Args: cobra.NoArgs,
@@ -217,12 +218,12 @@ reads its encoder.`,
 			}
 			el := time.Since(start)
 			fmt.Fprintf(cmd.ErrOrStderr(), "pretrain: %d flows, %d steps (%d epochs) in %s (%.1f flows/s), final epoch loss %.5f -> %s\n",
-				d.N, res.Steps, res.Epochs, el.Round(time.Second), float64(res.Steps*min(o.Batch, d.N))/el.Seconds(), res.FinalLoss, f.out)
+				d.N, res.Steps, res.Epochs, el.Round(time.Second), float64(res.RunSteps*min(o.Batch, d.N))/el.Seconds(), res.FinalLoss, f.out)
 			return nil
 		},
 	}
 	f.register(c.Flags(), 128, 1e-3)
-	c.Flags().IntVar(&steps, "steps", 1000, "minimum optimiser steps (whole epochs are run)")
+	c.Flags().IntVar(&steps, "steps", 1000, "optimiser steps")
 	c.Flags().IntVar(&f.epochs, "epochs", 0, "epochs (overrides --steps)")
 	return c
 }
@@ -258,6 +259,15 @@ shuffle (few-shot). With --test the chosen model is evaluated once on the test s
 			cfg, err := f.config()
 			if err != nil {
 				return err
+			}
+			var initFile *checkpoint.File
+			if initPath != "" {
+				if initFile, err = checkpoint.Load(initPath); err != nil {
+					return err
+				}
+				if cfg, err = initConfig(cmd, cfg, initPath, initFile); err != nil {
+					return err
+				}
 			}
 			d, err := train.LoadData(f.data...)
 			if err != nil {
@@ -300,12 +310,8 @@ shuffle (few-shot). With --test the chosen model is evaluated once on the test s
 			if err != nil {
 				return err
 			}
-			if initPath != "" && !f.resume {
-				ck, err := checkpoint.Load(initPath)
-				if err != nil {
-					return err
-				}
-				rep, err := train.InitFrom(net.Params(), ck.Tensors, f.seed)
+			if initFile != nil && !f.resume {
+				rep, err := train.InitFrom(net.Params(), initFile.Tensors, f.seed)
 				if err != nil {
 					return err
 				}
@@ -330,7 +336,7 @@ shuffle (few-shot). With --test the chosen model is evaluated once on the test s
 			}
 			w := cmd.ErrOrStderr()
 			fmt.Fprintf(w, "finetune: %d training flows, %d steps in %s (%.1f flows/s)", res.TrainFlows, res.Steps,
-				el.Round(time.Second), float64(res.Steps*min(o.Batch, res.TrainFlows))/el.Seconds())
+				el.Round(time.Second), float64(res.RunSteps*min(o.Batch, res.TrainFlows))/el.Seconds())
 			if res.BestEpoch >= 0 {
 				fmt.Fprintf(w, ", best validation %s %.4f at epoch %d", o.Select, res.BestScore, res.BestEpoch+1)
 			}
@@ -419,4 +425,38 @@ func keys(m map[string]bool) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// initConfig takes the architecture of a pre-trained checkpoint (its
+// netmamba.config metadata, else inferred from its tensors) for the flags
+// the user did not set, and checks the ones they did.
+func initConfig(cmd *cobra.Command, cfg arch.Config, path string, f *checkpoint.File) (arch.Config, error) {
+	meta, err := checkpoint.ParseMeta(f.Metadata)
+	if err != nil {
+		return cfg, fmt.Errorf("--init %s: %w", path, err)
+	}
+	var pc arch.Config
+	if meta.Config != nil {
+		pc = *meta.Config
+	} else if pc, err = checkpoint.InferConfig(f.Tensors); err != nil {
+		return cfg, fmt.Errorf("--init %s: %w", path, err)
+	}
+	fl := cmd.Flags()
+	if !fl.Changed("arch") && !fl.Changed("modalities") {
+		cfg.Arch, cfg.Modalities = pc.Arch, pc.Modalities
+	} else if cfg.Arch != pc.Arch {
+		return cfg, fmt.Errorf("--init %s is a %q model, but --arch/--modalities ask for %q", path, pc.Arch, cfg.Arch)
+	}
+	if !fl.Changed("embed-dim") {
+		cfg.EmbedDim = pc.EmbedDim
+	}
+	if !fl.Changed("depth") {
+		cfg.Depth = pc.Depth
+	}
+	if !fl.Changed("byte-length") {
+		cfg.ByteLength = pc.ByteLength
+	}
+	cfg.Stride, cfg.DState, cfg.DConv, cfg.Expand, cfg.DtRank, cfg.NumHeads, cfg.SeqLen =
+		pc.Stride, pc.DState, pc.DConv, pc.Expand, pc.DtRank, pc.NumHeads, pc.SeqLen
+	return cfg, nil
 }

@@ -2,6 +2,10 @@ package main
 
 import "runtime/debug"
 
+// linkedCommit is set at link time where the build has no VCS stamp
+// (e.g. GOFLAGS=-buildvcs=false): go build -ldflags "-X main.linkedCommit=$(git rev-parse HEAD)".
+var linkedCommit string
+
 // buildVersion is netmamba's version: the module version and, when the
 // binary was built from a git checkout, the commit (with "+dirty" for
 // uncommitted changes).
@@ -33,6 +37,9 @@ func buildVersion() string {
 
 // buildCommit is the git commit the binary was built from, or "".
 func buildCommit() string {
+	if linkedCommit != "" {
+		return linkedCommit
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return ""
