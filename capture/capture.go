@@ -19,6 +19,7 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 )
 
@@ -87,12 +88,23 @@ type Error struct {
 	Err    error  // ErrFormat, ErrTruncated, ErrCorrupt or an I/O error
 }
 
-// Error formats "file: offset N: msg: err".
+// Error formats "file: offset N: msg: err". The file is named once: an
+// *fs.PathError about the same file (e.g. "open x.pcap: no such file") is
+// shown as its operation and cause only ("open: no such file"); Unwrap
+// still returns it whole.
 func (e *Error) Error() string {
-	if e.Msg == "" {
-		return fmt.Sprintf("%s: offset %d: %v", e.File, e.Offset, e.Err)
+	var cause any = e.Err
+	var pe *fs.PathError
+	if errors.As(e.Err, &pe) && pe.Path == e.File && pe.Err != nil {
+		cause = pe.Err
+		if pe.Op != e.Msg {
+			cause = pe.Op + ": " + pe.Err.Error()
+		}
 	}
-	return fmt.Sprintf("%s: offset %d: %s: %v", e.File, e.Offset, e.Msg, e.Err)
+	if e.Msg == "" {
+		return fmt.Sprintf("%s: offset %d: %v", e.File, e.Offset, cause)
+	}
+	return fmt.Sprintf("%s: offset %d: %s: %v", e.File, e.Offset, e.Msg, cause)
 }
 
 // Unwrap returns the sentinel or I/O error.

@@ -5,7 +5,10 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/netmamba/netmamba/internal/sharedtest"
@@ -279,4 +282,26 @@ func TestTracePerLinkType(t *testing.T) {
 		t.Errorf("link types %v, want %v", counts, want)
 	}
 	t.Logf("ndpi-trace.pcapng: %d packets, per link type %v", total, counts)
+}
+
+// An *fs.PathError about the capture itself is not named twice, and stays
+// reachable with errors.Is / errors.As.
+func TestErrorNamesFileOnce(t *testing.T) {
+	_, err := os.Open("/nonexistent/x.pcap")
+	e := &Error{File: "/nonexistent/x.pcap", Msg: "open", Err: err}
+	if got, want := e.Error(), "/nonexistent/x.pcap: offset 0: open: no such file or directory"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	var pe *fs.PathError
+	if !errors.Is(e, fs.ErrNotExist) || !errors.As(e, &pe) {
+		t.Errorf("%v lost its cause", e)
+	}
+	e = &Error{File: "/nonexistent/x.pcap", Offset: 24, Msg: "record", Err: err}
+	if got, want := e.Error(), "/nonexistent/x.pcap: offset 24: record: open: no such file or directory"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	e = &Error{File: "other.pcap", Msg: "open", Err: err} // a different file stays named
+	if !strings.Contains(e.Error(), "open /nonexistent/x.pcap: no such file") {
+		t.Errorf("Error() = %q", e.Error())
+	}
 }

@@ -64,7 +64,7 @@ func parsePth(raw []byte, alias bool) (*File, error) {
 	}
 	zr, err := zip.NewReader(bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
-		return nil, fmt.Errorf("pth: zip: %w", err)
+		return nil, fmt.Errorf("pth: %w", err) // archive/zip errors start with "zip: "
 	}
 	entries := map[string]*zip.File{}
 	prefix := ""

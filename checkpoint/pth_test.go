@@ -321,6 +321,13 @@ func TestReadPthErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want it to mention %q", name, err, c.want)
 		}
+		if err != nil && (strings.Count(err.Error(), "zip:") > 1 || strings.Count(err.Error(), "pth:") > 1) {
+			t.Errorf("%s: error %q repeats a prefix", name, err)
+		}
+	}
+	// The archive/zip message is kept once: "pth: zip: not a valid zip file".
+	if _, err := ParsePth([]byte("PK\x03\x04garbage")); err == nil || err.Error() != "pth: zip: not a valid zip file" {
+		t.Errorf("bad zip: error %v", err)
 	}
 }
 

@@ -488,3 +488,24 @@ func TestDurationAgreesWithExport(t *testing.T) {
 		t.Fatalf("FlowMillis(-0.5 ms, 0.5 ms) = %d, %d, %d; want -1, 0, 1", first, last, dur)
 	}
 }
+
+// TestTemperatureValidation: 0 means the default 1; negative, NaN and
+// infinite temperatures are rejected.
+func TestTemperatureValidation(t *testing.T) {
+	p, err := New(nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Options().Temperature; got != 1 {
+		t.Fatalf("temperature 0 became %v, want 1", got)
+	}
+	p.Close()
+	for _, bad := range []float64{-1, math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if p, err := New(nil, Options{Temperature: bad}); err == nil || !strings.Contains(err.Error(), "temperature") {
+			if p != nil {
+				p.Close()
+			}
+			t.Fatalf("temperature %v: err %v, want an error", bad, err)
+		}
+	}
+}

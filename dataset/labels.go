@@ -64,7 +64,7 @@ func CollectInputs(args []string) (files []Input, folderClasses []string, skippe
 	for _, arg := range args {
 		st, err := os.Stat(arg)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("input %s: %w", arg, err)
+			return nil, nil, nil, fmt.Errorf("input: %w", err) // *fs.PathError: names the file
 		}
 		if !st.IsDir() {
 			files = append(files, Input{Path: arg, Size: st.Size()})
@@ -72,7 +72,7 @@ func CollectInputs(args []string) (files []Input, folderClasses []string, skippe
 		}
 		w := treeWalker{arg: arg, visited: map[string]bool{}, skipped: skipped}
 		if err := w.walk(arg, ""); err != nil {
-			return nil, nil, nil, fmt.Errorf("input %s: %w", arg, err)
+			return nil, nil, nil, fmt.Errorf("input: %w", err) // *fs.PathError: names the file
 		}
 		files = append(files, w.files...)
 		for _, c := range w.classes {

@@ -13,6 +13,8 @@ package live
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"time"
 
 	"golang.org/x/net/bpf"
@@ -40,6 +42,8 @@ type Config struct {
 	// is open (PACKET_MR_PROMISC).
 	Promiscuous bool
 	// IgnoreOutgoing drops frames the host sends (PACKET_IGNORE_OUTGOING).
+	// Set it on a loopback interface (IsLoopback), where every packet is
+	// otherwise seen twice: once sent, once received.
 	IgnoreOutgoing bool
 	// Filter is a classic BPF program run by the kernel on each frame
 	// (from the link header on); nil captures everything. Build it with
@@ -76,4 +80,15 @@ func (c Config) withDefaults() Config {
 		c.RetireTimeout = 50 * time.Millisecond
 	}
 	return c
+}
+
+// IsLoopback reports whether the named interface is a loopback interface
+// (net.FlagLoopback), on which AF_PACKET sees each packet twice unless
+// Config.IgnoreOutgoing is set.
+func IsLoopback(name string) (bool, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return false, fmt.Errorf("live: interface %q: %w", name, err)
+	}
+	return ifi.Flags&net.FlagLoopback != 0, nil
 }

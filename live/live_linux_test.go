@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -458,5 +459,88 @@ func BenchmarkCaptureVeth(b *testing.B) {
 			b.ReportMetric(float64(st.Drops)/float64(b.N)*100, "drop%")
 			b.ReportMetric(float64(st.FreezeQueue), "freezes")
 		})
+	}
+}
+
+// TestLoopbackIgnoreOutgoing sends UDP datagrams to 127.0.0.1 and counts
+// them on lo: each is seen twice (sent and received) without
+// IgnoreOutgoing, once with it.
+func TestLoopbackIgnoreOutgoing(t *testing.T) {
+	requireRaw(t)
+	isLo, err := IsLoopback("lo")
+	if err != nil || !isLo {
+		t.Fatalf("IsLoopback(lo) = %v, %v", isLo, err)
+	}
+	if _, err := IsLoopback("nm-no-such-if0"); err == nil || !strings.Contains(err.Error(), "nm-no-such-if0") {
+		t.Fatalf("IsLoopback(missing) err = %v", err)
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ifi := range ifs {
+		if got, err := IsLoopback(ifi.Name); err != nil || got != (ifi.Flags&net.FlagLoopback != 0) {
+			t.Fatalf("IsLoopback(%s) = %v, %v; flags %v", ifi.Name, got, err, ifi.Flags)
+		}
+	}
+	const datagrams = 20
+	for _, ignore := range []bool{false, true} {
+		rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := rx.LocalAddr().(*net.UDPAddr).Port
+		magic := []byte(fmt.Sprintf("netmamba-lo-test-%d-%d-%v", os.Getpid(), port, ignore))
+		c, err := Open(Config{Interface: "lo", BlockSize: 1 << 16, NumBlocks: 8, RetireTimeout: 5 * time.Millisecond, IgnoreOutgoing: ignore})
+		if err != nil {
+			rx.Close()
+			t.Fatal(err)
+		}
+		var seen atomic.Int64
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			errc <- c.Run(ctx, func(int) Handler {
+				return func(data []byte, _ int64, _ int) {
+					// Ethernet (zero MACs on lo), IPv4, UDP to port, payload magic.
+					if len(data) < 14+20+8 || data[12] != 0x08 || data[13] != 0x00 || data[14+9] != 17 {
+						return
+					}
+					udp := data[14+int(data[14]&0x0f)*4:]
+					if len(udp) >= 8 && int(udp[2])<<8|int(udp[3]) == port && bytes.Equal(udp[8:], magic) {
+						seen.Add(1)
+					}
+				}
+			})
+		}()
+		tx, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // the ring is bound since Open; this only lets Run start
+		for range datagrams {
+			if _, err := tx.Write(magic); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := int64(datagrams)
+		if !ignore {
+			want *= 2
+		}
+		for end := time.Now().Add(5 * time.Second); seen.Load() < want && time.Now().Before(end); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // a duplicate would arrive within a ring retire
+		cancel()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		tx.Close()
+		rx.Close()
+		if got := seen.Load(); got != want {
+			t.Fatalf("IgnoreOutgoing %v: %d frames for %d datagrams, want %d", ignore, got, datagrams, want)
+		}
+		t.Logf("IgnoreOutgoing %v: %d frames for %d datagrams", ignore, seen.Load(), datagrams)
 	}
 }

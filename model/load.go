@@ -33,7 +33,7 @@ func Load(path string) (*Model, map[string]string, error) {
 	var cfg arch.Config
 	meta, err := checkpoint.ParseMeta(f.Metadata)
 	if err != nil {
-		return nil, nil, fmt.Errorf("model: %s: metadata: %w", path, err)
+		return nil, nil, fmt.Errorf("model: %s: %w", path, err)
 	}
 	if meta.Config != nil {
 		cfg = *meta.Config
@@ -42,7 +42,7 @@ func Load(path string) (*Model, map[string]string, error) {
 	}
 	m, err := FromTensors(cfg, f.Tensors)
 	if err != nil {
-		return nil, nil, fmt.Errorf("model: %s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, f.Metadata, nil
 }

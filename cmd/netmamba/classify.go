@@ -243,7 +243,7 @@ func newClassifyCmd() *cobra.Command {
 	var (
 		pf                  pipelineFlags
 		format, out, iface  string
-		promisc             bool
+		promisc, ignoreOut  bool
 		workers             int
 		statsEvery, runTime time.Duration
 	)
@@ -294,7 +294,7 @@ by --max-streams) and runs in the capture goroutine instead of the batched worke
 			start := time.Now()
 			if isLive {
 				err = runLive(cmd.Context(), p, rw.write, liveOptions{iface: iface, workers: workers, promisc: promisc,
-					statsEvery: statsEvery, duration: runTime}, stderr)
+					ignoreOutgoing: ignoreOutgoingOption(cmd.Flags(), ignoreOut), statsEvery: statsEvery, duration: runTime}, stderr)
 			} else {
 				err = classifyInputs(p, args, rw.write, stderr)
 			}
@@ -315,6 +315,7 @@ by --max-streams) and runs in the capture goroutine instead of the batched worke
 	f.StringVarP(&out, "output", "o", "", "write results here (default stdout)")
 	f.StringVarP(&iface, "interface", "i", "", "capture live on this interface (Linux, needs CAP_NET_RAW)")
 	f.BoolVar(&promisc, "promisc", false, "live: put the interface in promiscuous mode")
+	f.BoolVar(&ignoreOut, ignoreOutgoingFlag, false, ignoreOutgoingHelp)
 	f.IntVar(&workers, "workers", 1, "live: fanout capture workers, each with its own flow table")
 	f.DurationVar(&statsEvery, "stats-interval", 10*time.Second, "live: print statistics to stderr this often (0: never)")
 	f.DurationVar(&runTime, "duration", 0, "live: stop after this long (0: until interrupted)")
@@ -384,13 +385,32 @@ func classifyReader(p *classify.Pipeline, r *capture.Reader, sink func(*classify
 	return nil
 }
 
+// ignoreOutgoingFlag is the --ignore-outgoing flag shared by classify and
+// serve.
+const (
+	ignoreOutgoingFlag = "ignore-outgoing"
+	ignoreOutgoingHelp = "live: drop frames this host sends (default: on for a loopback interface, where each packet is otherwise captured twice; off otherwise)"
+)
+
+// ignoreOutgoingOption is --ignore-outgoing when the user set it, else nil
+// (runLive decides from the interface).
+func ignoreOutgoingOption(f *pflag.FlagSet, v bool) *bool {
+	if !f.Changed(ignoreOutgoingFlag) {
+		return nil
+	}
+	return &v
+}
+
 // liveOptions configure runLive.
 type liveOptions struct {
-	iface      string
-	workers    int
-	promisc    bool
-	statsEvery time.Duration
-	duration   time.Duration
+	iface   string
+	workers int
+	promisc bool
+	// ignoreOutgoing drops frames the host sends; nil: on for a loopback
+	// interface (where each packet is otherwise seen twice), else off.
+	ignoreOutgoing *bool
+	statsEvery     time.Duration
+	duration       time.Duration
 }
 
 // runLive captures on an interface until interrupted (or duration), with
@@ -408,7 +428,14 @@ func runLive(ctx context.Context, p *classify.Pipeline, sink func(*classify.Resu
 		defer cancel()
 	}
 	workers := max(o.workers, 1)
-	lc, err := live.Open(live.Config{Interface: o.iface, Workers: workers, Promiscuous: o.promisc})
+	var ignoreOutgoing bool
+	if o.ignoreOutgoing != nil {
+		ignoreOutgoing = *o.ignoreOutgoing
+	} else if isLo, err := live.IsLoopback(o.iface); err == nil && isLo {
+		ignoreOutgoing = true
+		fmt.Fprintf(stderr, "live %s: loopback interface: ignoring outgoing copies (each packet once; --ignore-outgoing=false to see both)\n", o.iface)
+	}
+	lc, err := live.Open(live.Config{Interface: o.iface, Workers: workers, Promiscuous: o.promisc, IgnoreOutgoing: ignoreOutgoing})
 	if err != nil {
 		return fmt.Errorf("classify: live capture on %s: %w", o.iface, err)
 	}

@@ -5,14 +5,19 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/live"
 	"github.com/netmamba/netmamba/model"
 	"github.com/netmamba/netmamba/model/arch"
 )
@@ -244,4 +249,143 @@ func TestClassifyDirAgreesWithExport(t *testing.T) {
 		t.Fatalf("%d sources for %d files; %d of %d exported flows matched", sources, len(entries), matched, len(exported))
 	}
 	t.Logf("%d files, %d results, %d flows equal to the export", len(entries), len(lines), matched)
+}
+
+// runCLIFail runs netmamba expecting an error and returns it.
+func runCLIFail(t *testing.T, args ...string) error {
+	t.Helper()
+	root := newRootCmd()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		t.Fatalf("netmamba %s: no error", strings.Join(args, " "))
+	}
+	return err
+}
+
+// TestClassifyFlagValidation: --temperature ≤ 0 or NaN is an error (unset
+// keeps the checkpoint's default), negative timeouts are errors, and the
+// help shows no negative default for the timeouts.
+func TestClassifyFlagValidation(t *testing.T) {
+	mpath := writeTinyRandomModel(t, []string{"a", "b"})
+	for _, v := range []string{"0", "-1", "NaN"} {
+		err := runCLIFail(t, "classify", "--model", mpath, "--temperature", v, classifyHTTPDir)
+		if !strings.Contains(err.Error(), "--temperature") {
+			t.Fatalf("--temperature %s: %v", v, err)
+		}
+	}
+	if err := runCLIFail(t, "classify", "--model", mpath, "--idle-timeout", "-1s", classifyHTTPDir); !strings.Contains(err.Error(), "--idle-timeout") {
+		t.Fatalf("--idle-timeout -1s: %v", err)
+	}
+	for _, cmd := range [][]string{{"classify"}, {"serve"}, {"bench", "classify"}} {
+		help, _ := runCLIErr(t, append(cmd, "--help")...)
+		found := 0
+		for _, ln := range strings.Split(help, "\n") {
+			if strings.Contains(ln, "--idle-timeout") || strings.Contains(ln, "--active-timeout") {
+				found++
+				if strings.Contains(ln, "-1ns") || !strings.Contains(ln, "0 = off") {
+					t.Fatalf("%v --help: %s", cmd, ln)
+				}
+			}
+		}
+		if found != 2 {
+			t.Fatalf("%v --help lists %d timeout flags, want 2:\n%s", cmd, found, help)
+		}
+	}
+}
+
+// TestClassifyTruncatedNamesFileOnce cuts a real capture mid-record: the
+// packets before the cut are classified and the warning names the file
+// once.
+func TestClassifyTruncatedNamesFileOnce(t *testing.T) {
+	src := filepath.Join(classifyHTTPDir, "starcraft_battle__f1.pcap")
+	raw, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatalf("test data missing: %v", err)
+	}
+	trunc := filepath.Join(t.TempDir(), "trunc.pcap")
+	if err := os.WriteFile(trunc, raw[:len(raw)-7], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mpath := writeTinyRandomModel(t, []string{"a", "b"})
+	out, stderr := runCLIErr(t, "classify", "--model", mpath, trunc)
+	if strings.TrimSpace(out) == "" {
+		t.Fatalf("no result before the truncation; stderr:\n%s", stderr)
+	}
+	var warning string
+	for _, ln := range strings.Split(stderr, "\n") {
+		if strings.Contains(ln, "warning") {
+			warning = ln
+		}
+	}
+	if warning == "" || strings.Count(warning, "trunc.pcap") != 1 || strings.Count(warning, "classify:") != 1 || !strings.Contains(warning, "offset") {
+		t.Fatalf("warning %q: want one file name, one prefix and the offset; stderr:\n%s", warning, stderr)
+	}
+	t.Log(warning)
+}
+
+// TestClassifyLiveLoopbackCountsOnce classifies live on lo while one UDP
+// flow of known size runs to 127.0.0.1: by default (loopback: outgoing
+// copies ignored) the flow has exactly the datagrams sent; with
+// --ignore-outgoing=false every packet is seen twice.
+func TestClassifyLiveLoopbackCountsOnce(t *testing.T) {
+	probe, err := live.Open(live.Config{Interface: "lo", BlockSize: 1 << 16, NumBlocks: 2})
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, live.ErrUnsupported) {
+		t.Skipf("live capture needs root or CAP_NET_RAW: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Close()
+	mpath := writeTinyRandomModel(t, []string{"a", "b"})
+	const datagrams = 12
+	for _, tc := range []struct {
+		flags []string
+		want  float64
+	}{{nil, datagrams}, {[]string{"--ignore-outgoing=false"}, 2 * datagrams}} {
+		rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := rx.LocalAddr().(*net.UDPAddr).Port
+		tx, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			time.Sleep(300 * time.Millisecond) // let the capture open
+			for range datagrams {
+				if _, err := tx.Write([]byte("netmamba loopback test")); err != nil {
+					done <- err
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			done <- nil
+		}()
+		args := append([]string{"classify", "--model", mpath, "-i", "lo", "--duration", "1s", "--stats-interval", "0",
+			"--filter", fmt.Sprintf("udp port %d", port)}, tc.flags...)
+		out, stderr := runCLIErr(t, args...)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		tx.Close()
+		rx.Close()
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 1 {
+			t.Fatalf("%v: %d results, want the one flow:\n%s\n%s", tc.flags, len(lines), out, stderr)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["bidirectional_packets"] != tc.want || m["dst_port"] != float64(port) {
+			t.Fatalf("%v: flow %v, want %v packets to port %d", tc.flags, lines[0], tc.want, port)
+		}
+		t.Logf("%v: %v packets for %d datagrams", tc.flags, m["bidirectional_packets"], datagrams)
+	}
 }

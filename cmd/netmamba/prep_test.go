@@ -193,6 +193,9 @@ func TestPrepErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: err = %v, want %q", c.args, err, c.want)
 		}
+		if err != nil && strings.Count(err.Error(), c.args[len(c.args)-1]) > 1 {
+			t.Errorf("%v: err %q names the input more than once", c.args, err)
+		}
 	}
 }
 

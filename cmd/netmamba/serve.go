@@ -24,7 +24,7 @@ func newServeCmd() *cobra.Command {
 		redisAddr          string
 		maxUpload          int64
 		recent, workers    int
-		promisc            bool
+		promisc, ignoreOut bool
 		statsEvery         time.Duration
 	)
 	c := &cobra.Command{
@@ -94,7 +94,8 @@ wait for it rather than shed.`,
 			fmt.Fprintf(stderr, "serve: model %s, listening on http://%s/\n", name, ln.Addr())
 			if livePipe != nil {
 				go func() {
-					errc <- runLive(ctx, livePipe, srv.Sink, liveOptions{iface: iface, workers: workers, promisc: promisc, statsEvery: statsEvery}, stderr)
+					errc <- runLive(ctx, livePipe, srv.Sink, liveOptions{iface: iface, workers: workers, promisc: promisc,
+						ignoreOutgoing: ignoreOutgoingOption(cmd.Flags(), ignoreOut), statsEvery: statsEvery}, stderr)
 				}()
 			}
 			select {
@@ -119,6 +120,7 @@ wait for it rather than shed.`,
 	f.StringVarP(&iface, "interface", "i", "", "also classify live traffic on this interface")
 	f.IntVar(&workers, "workers", 1, "live: fanout capture workers")
 	f.BoolVar(&promisc, "promisc", false, "live: promiscuous mode")
+	f.BoolVar(&ignoreOut, ignoreOutgoingFlag, false, ignoreOutgoingHelp)
 	f.DurationVar(&statsEvery, "stats-interval", 10*time.Second, "live: statistics to stderr this often (0: never)")
 	f.StringVar(&redisAddr, "redis", "", "also write results to Redis at this host:port")
 	return c

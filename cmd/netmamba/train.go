@@ -139,7 +139,11 @@ func reprMeta(path string) (checkpoint.ReprMeta, error) {
 	if dir == "" {
 		dir = "bi"
 	}
-	return checkpoint.ReprMeta{Direction: dir, Compat: s.Compat, SizeMode: "unsigned"}, nil
+	debias := s.Debias
+	if len(debias) == 0 && s.Compat == "" {
+		debias = []string{"zero_ip"} // an empty list means NetMamba's default (repr.ParseDebias)
+	}
+	return checkpoint.ReprMeta{Direction: dir, Compat: s.Compat, Debias: debias, SizeMode: "unsigned"}, nil
 }
 
 // saveModel writes params with netmamba metadata.
