@@ -18,18 +18,13 @@ func UnknownThreshold(logits []float32, n, c int, temperature, keep float64) (fl
 	if !(keep > 0 && keep <= 1) || !(temperature > 0) {
 		return 0, fmt.Errorf("eval: unknown threshold: keep %g must be in (0, 1] and temperature %g > 0", keep, temperature)
 	}
-	conf := make([]float64, n)
-	for i := 0; i < n; i++ {
-		row := logits[i*c : (i+1)*c]
-		mx := math.Inf(-1)
-		for _, v := range row {
-			mx = math.Max(mx, float64(v)/temperature)
-		}
-		var s float64
-		for _, v := range row {
-			s += math.Exp(float64(v)/temperature - mx)
-		}
-		conf[i] = 1 / s // softmax of the arg-max
+	scaled := make([]float32, len(logits))
+	for i, v := range logits {
+		scaled[i] = float32(float64(v) / temperature)
+	}
+	conf, err := Confidence(MaxProb, scaled, n, c, nil)
+	if err != nil {
+		return 0, err
 	}
 	sort.Float64s(conf)
 	// Keep ⌈keep·n⌉ flows: the threshold is the smallest confidence among them.

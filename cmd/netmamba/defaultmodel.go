@@ -3,19 +3,28 @@ package main
 import (
 	"fmt"
 
+	"github.com/netmamba/netmamba/assets"
 	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/train"
 )
 
 // defaultModelName names the embedded default model in reports.
-const defaultModelName = "netmamba-default"
+const defaultModelName = assets.DefaultModelName
 
-// loadDefaultModel loads the model embedded in the binary.
+// loadDefaultModel loads the classifier embedded in the binary.
 func loadDefaultModel(batch, threads int) (*train.Loaded, error) {
-	return nil, fmt.Errorf("this build has no embedded default model yet: pass --model FILE")
+	f, err := defaultModelFile()
+	if err != nil {
+		return nil, err
+	}
+	return train.ClassifierFromFile("embedded "+defaultModelName, f, batch, threads)
 }
 
 // defaultModelFile returns the embedded default model's checkpoint content.
 func defaultModelFile() (*checkpoint.File, error) {
-	return nil, fmt.Errorf("this build has no embedded default model yet: pass --model FILE")
+	f, err := assets.DefaultModel()
+	if err != nil {
+		return nil, fmt.Errorf("embedded default model: %w", err)
+	}
+	return f, nil
 }
