@@ -132,6 +132,14 @@ func (pf *pipelineFlags) build(f *pflag.FlagSet, isLive, block, noModel bool) (*
 			if !f.Changed("compat") && l.Meta.Repr.Compat != "" {
 				compat = l.Meta.Repr.Compat
 			}
+			if len(l.Meta.Repr.Debias) > 0 {
+				// the header rewrites the model was trained with (empty = zero IPs, the default)
+				d, err := repr.ParseDebias(l.Meta.Repr.Debias)
+				if err != nil {
+					return nil, "", fmt.Errorf("%s: %w", name, err)
+				}
+				opts.Repr.Debias = d
+			}
 		}
 	}
 	if f.Changed("unknown-threshold") {
