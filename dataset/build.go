@@ -333,6 +333,7 @@ type countingReader struct {
 	progress func(read int64)
 }
 
+// Read reads from the wrapped reader and reports the bytes read so far.
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)

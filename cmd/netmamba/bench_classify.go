@@ -54,6 +54,7 @@ type timedNet struct {
 	busy *time.Duration
 }
 
+// Forward runs the wrapped classifier and adds its wall time to busy.
 func (t timedNet) Forward(d *train.Data, idx []int, logits []float32) error {
 	s := time.Now()
 	err := t.Classifier.Forward(d, idx, logits)

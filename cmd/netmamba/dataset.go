@@ -50,6 +50,7 @@ func createExportOut(path string) (io.WriteCloser, error) {
 
 type exportNopCloser struct{ io.Writer }
 
+// Close does nothing: the writer (stdout) is not ours to close.
 func (exportNopCloser) Close() error { return nil }
 
 func newDatasetExportCmd() *cobra.Command {
