@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -157,8 +158,11 @@ func loadState(path string, params []*Param, opt *AdamW, best map[string][]float
 	return pos, nil
 }
 
-// trainLog appends JSONL records to a file (nil-safe).
-type trainLog struct{ f *os.File }
+// trainLog appends JSONL records to a file (no file: records are dropped).
+type trainLog struct {
+	f    *os.File
+	path string
+}
 
 func openTrainLog(path string, resume bool) (*trainLog, error) {
 	if path == "" {
@@ -172,7 +176,38 @@ func openTrainLog(path string, resume bool) (*trainLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("train: log: %w", err)
 	}
-	return &trainLog{f: f}, nil
+	return &trainLog{f: f, path: path}, nil
+}
+
+// truncateAfter drops the records of steps after step: a resumed run
+// repeats the steps taken after its last saved state, and logs them again.
+func (l *trainLog) truncateAfter(step int) error {
+	if l.f == nil {
+		return nil
+	}
+	raw, err := os.ReadFile(l.path)
+	if err != nil {
+		return fmt.Errorf("train: log: %w", err)
+	}
+	recs, err := eval.ReadTrainLog(bytes.NewReader(raw), l.path)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	for _, r := range recs {
+		if r.Step <= int64(step) {
+			if err := eval.AppendTrainRecord(&buf, r); err != nil {
+				return err
+			}
+		}
+	}
+	if err := l.f.Truncate(0); err != nil {
+		return fmt.Errorf("train: log: %w", err)
+	}
+	if _, err := l.f.Write(buf.Bytes()); err != nil { // O_APPEND: writes go to the (new) end
+		return fmt.Errorf("train: log: %w", err)
+	}
+	return nil
 }
 
 func (l *trainLog) add(rec eval.TrainRecord) error {
@@ -223,9 +258,12 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 		}
 		pos = p
 	}
+	if ro.Resume {
+		if err := log.truncateAfter(pos.Step); err != nil {
+			return pos, err
+		}
+	}
 	start, done := time.Now(), 0
-	var lossSum float64
-	var lossN int
 	for pos.Epoch < s.Epochs {
 		perm := epochPerm(n, ro.Seed, pos.Epoch)
 		for pos.Iter < ipe && pos.Step < total {
@@ -248,19 +286,14 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 			pos.Iter++
 			done++
 			pos.Done = done
-			lossSum += loss
-			lossN++
 			if ro.Progress != nil {
 				el := time.Since(start)
 				ro.Progress(Progress{Step: pos.Step, TotalSteps: total, Epoch: ep, Loss: loss, LR: lr,
 					FlowsPerSec: float64(done*batch) / el.Seconds(), Elapsed: el})
 			}
-			if lossN > 0 {
-				if err := log.add(eval.TrainRecord{Step: int64(pos.Step), Epoch: FractionalEpoch(pos.Epoch, pos.Iter, ipe),
-					LR: eval.Float(lr), Loss: eval.Float(lossSum / float64(lossN))}); err != nil {
-					return pos, err
-				}
-				lossSum, lossN = 0, 0
+			if err := log.add(eval.TrainRecord{Step: int64(pos.Step), Epoch: FractionalEpoch(pos.Epoch, pos.Iter, ipe),
+				LR: eval.Float(lr), Loss: eval.Float(loss)}); err != nil {
+				return pos, err
 			}
 			if ro.StatePath != "" && ro.CheckpointEvery > 0 && pos.Step%ro.CheckpointEvery == 0 && pos.Iter < ipe {
 				if err := saveState(ro.StatePath, params, opt, best, pos); err != nil {

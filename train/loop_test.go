@@ -1,10 +1,14 @@
 package train
 
 import (
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/netmamba/netmamba/eval"
 
 	"github.com/netmamba/netmamba/model"
 	"github.com/netmamba/netmamba/model/arch"
@@ -60,11 +64,14 @@ func tinyOptions(dir string) FinetuneOptions {
 func TestFinetuneResumeIsExact(t *testing.T) {
 	td, vd := synthData(40, 3, 1), synthData(12, 3, 2)
 	full := tinyClassifier(t, 3)
-	if _, err := Finetune(full, td, vd, tinyOptions(t.TempDir())); err != nil {
+	fo := tinyOptions(t.TempDir())
+	fo.LogPath = filepath.Join(t.TempDir(), "full.jsonl")
+	if _, err := Finetune(full, td, vd, fo); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	o := tinyOptions(dir)
+	o.LogPath = filepath.Join(dir, "run.jsonl")
 	o.StopAfterSteps = 7 // mid-epoch 1 (5 steps per epoch); last checkpoint at step 6
 	first := tinyClassifier(t, 3)
 	if _, err := Finetune(first, td, vd, o); !errors.Is(err, ErrStopped) {
@@ -87,6 +94,37 @@ func TestFinetuneResumeIsExact(t *testing.T) {
 			}
 		}
 	}
+	// The resumed log holds every step once, with the uninterrupted run's losses.
+	want, got := readLog(t, fo.LogPath), readLog(t, o.LogPath)
+	if len(got) != len(want) {
+		t.Fatalf("log: %d records after resume, %d uninterrupted", len(got), len(want))
+	}
+	for i := range want {
+		if want[i] != got[i] {
+			t.Fatalf("log record %d: uninterrupted %s, resumed %s", i, want[i], got[i])
+		}
+	}
+}
+
+// readLog returns a log's records without their wall-clock time.
+func readLog(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := eval.ReadTrainLog(f, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range recs {
+		r.Time = ""
+		b, _ := json.Marshal(r)
+		out = append(out, string(b))
+	}
+	return out
 }
 
 // Resuming with different settings is refused.
