@@ -130,6 +130,11 @@ func (g *Grid) Execute() (*Result, error) {
 		}
 		path := filepath.Join(g.OutDir, fileName(v.Name)+"-pretrain.safetensors")
 		t0 := time.Now()
+		if _, err := os.Stat(path); err == nil {
+			pre[v.Name] = path
+			g.logf("pre-trained %s: reusing %s", v.Name, path)
+			continue
+		}
 		if err := g.pretrain(v, preD, path); err != nil {
 			return nil, fmt.Errorf("ablation: pre-training %s: %w", v.Name, err)
 		}
@@ -197,6 +202,11 @@ func (g *Grid) pretrain(v Variant, d *train.Data, path string) error {
 	o.Steps = g.PretrainSteps
 	o.Threads, o.Seed = g.Threads, 0
 	o.LogPath = strings.TrimSuffix(path, ".safetensors") + ".log.jsonl"
+	o.StatePath = strings.TrimSuffix(path, ".safetensors") + ".state.safetensors"
+	o.CheckpointEvery = 50
+	if _, err := os.Stat(o.StatePath); err == nil {
+		o.Resume = true // an interrupted ablation continues its pre-training
+	}
 	if _, err := train.Pretrain(p, d, o); err != nil {
 		return err
 	}
@@ -222,6 +232,19 @@ func (g *Grid) finetune(v Variant, initPath, loss string, fraction float64, seed
 			return nil, err
 		}
 	}
+	name := fmt.Sprintf("%s-%s-f%g-s%d", fileName(v.Name), loss, fraction, seed)
+	if len(held) > 0 {
+		name += "-ood"
+	}
+	resultPath := filepath.Join(g.OutDir, name+".result.json")
+	if b, err := os.ReadFile(resultPath); err == nil {
+		var r Run
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("ablation: %s: %w", resultPath, err)
+		}
+		g.logf("%s: reusing %s", name, resultPath)
+		return &r, nil
+	}
 	cfg := v.Arch
 	cfg.NumClasses = len(tr.Classes)
 	net, cfg, err := train.NewClassifier(cfg, seed, g.Batch, g.Threads, 0.1)
@@ -240,10 +263,6 @@ func (g *Grid) finetune(v Variant, initPath, loss string, fraction float64, seed
 	o := train.DefaultFinetune()
 	o.Epochs, o.WarmupEpochs, o.Batch = g.Epochs, float64(g.Epochs)/6, g.Batch
 	o.Loss, o.Fraction, o.Seed, o.Threads = loss, fraction, seed, g.Threads
-	name := fmt.Sprintf("%s-%s-f%g-s%d", fileName(v.Name), loss, fraction, seed)
-	if len(held) > 0 {
-		name += "-ood"
-	}
 	o.LogPath = filepath.Join(g.OutDir, name+".log.jsonl")
 	fr, err := train.Finetune(net, tr, va, o)
 	if err != nil {
@@ -291,6 +310,18 @@ func (g *Grid) finetune(v Variant, initPath, loss string, fraction float64, seed
 		}
 	}
 	g.logf("%s: val macro-F1 %.3f, test acc %.3f macro-F1 %.3f weighted-F1 %.3f (%.0f s)", name, r.ValMacroF1, r.Accuracy, r.MacroF1, r.WeightedF1, r.Seconds)
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	// The result file lets an interrupted ablation skip this run; written
+	// whole (temporary file + rename) so a kill never leaves half of it.
+	if err := os.WriteFile(resultPath+".tmp", b, 0o644); err != nil {
+		return nil, fmt.Errorf("ablation: %w", err)
+	}
+	if err := os.Rename(resultPath+".tmp", resultPath); err != nil {
+		return nil, fmt.Errorf("ablation: %w", err)
+	}
 	return r, nil
 }
 

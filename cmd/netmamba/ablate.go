@@ -26,7 +26,10 @@ variant × loss × seed on all training data, picks the best variant+loss by mea
 macro-F1 and fine-tunes it at the other --fractions, then (with --hold-out K) fine-tunes each
 variant with K test classes held out and scores their test flows as out-of-distribution.
 It writes DIR/ablation.md (mean ± sample std over seeds) and DIR/ablation.json (every run),
-plus each run's model and training log.
+plus each run's model, training log and result (DIR/*.result.json). Running the same command
+again continues an interrupted ablation: finished runs and pre-trained checkpoints are reused
+and an interrupted pre-training resumes from its state file, so a grid longer than one sitting
+can be completed piecewise.
 
 Variants: netmamba (bytes), netmamba+ (fuse3: bytes, sizes, IATs), nettrans (attention, bytes),
 nettrans+ (attention, all three modalities).`,
