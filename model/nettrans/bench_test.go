@@ -9,12 +9,14 @@ import (
 
 // benchModel runs batches of 64 flows through an officially initialised
 // model (random inputs: the cost does not depend on the values).
-func benchModel(b *testing.B, cfg arch.Config, train bool) { benchModelMode(b, cfg, train, false) }
+func benchModel(b *testing.B, cfg arch.Config, train bool) {
+	benchModelMode(b, cfg, train, false, DefaultStashBytes)
+}
 
 // benchModelMode: split selects ForwardTrain + CE + Backward (the train
-// loop's path, which recomputes each flow's forward) instead of the fused
-// ForwardBackward.
-func benchModelMode(b *testing.B, cfg arch.Config, train, split bool) {
+// loop's path) instead of the fused ForwardBackward; stash is the
+// workspace's StashBytes (0: Backward recomputes every flow's forward).
+func benchModelMode(b *testing.B, cfg arch.Config, train, split bool, stash int64) {
 	m, err := New(cfg, 1)
 	if err != nil {
 		b.Fatal(err)
@@ -23,6 +25,7 @@ func benchModelMode(b *testing.B, cfg arch.Config, train, split bool) {
 	r := rand.New(rand.NewPCG(1, 2))
 	in, labels := tinyBatch(m, batch, r)
 	ws := m.NewWorkspace(0, train)
+	ws.StashBytes = stash
 	logits := make([]float32, batch*cfg.NumClasses)
 	dl := make([]float32, batch*cfg.NumClasses)
 	var g *Params
@@ -77,9 +80,15 @@ func BenchmarkTrainStepBytes(b *testing.B) {
 }
 
 func BenchmarkSplitTrainStepBytes(b *testing.B) {
-	benchModelMode(b, arch.Config{Arch: ArchBytes, NumClasses: 7}, true, true)
+	benchModelMode(b, arch.Config{Arch: ArchBytes, NumClasses: 7}, true, true, DefaultStashBytes)
+}
+
+// BenchmarkSplitTrainStepBytesRecompute: the split step without the
+// activation stash (every flow's forward recomputed in Backward).
+func BenchmarkSplitTrainStepBytesRecompute(b *testing.B) {
+	benchModelMode(b, arch.Config{Arch: ArchBytes, NumClasses: 7}, true, true, 0)
 }
 
 func BenchmarkSplitTrainStepFuse3(b *testing.B) {
-	benchModelMode(b, arch.Config{Arch: ArchFuse3, NumClasses: 7}, true, true)
+	benchModelMode(b, arch.Config{Arch: ArchFuse3, NumClasses: 7}, true, true, DefaultStashBytes)
 }

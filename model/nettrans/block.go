@@ -165,39 +165,43 @@ func (m *Model) bytesEmbedBackward(g *Params, dout, x []float32) {
 
 // blockForward runs one pre-norm block on x (L, D) into a.out. a.out may
 // alias x: x is last read before a.out is first written.
-func blockForward(s blockShape, p *BlockParams, x []float32, a *blockActs, wk *worker) {
+func blockForward(s blockShape, p *BlockParams, x []float32, a *blockActs, wk *worker, pk *blockPacks) {
 	L, D, F := s.L, s.D, s.F
+	var none blockPacks // GemmWS on the weights
+	if pk == nil {
+		pk = &none
+	}
 	kernels.LayerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, p.Norm1W, p.Norm1B, L, D, blockEps)
 	// (L, 3D) = ln1 · [Wq; Wk; Wv]ᵀ
-	wk.gemm(false, true, L, 3*D, D, a.ln1, D, p.QKVW, D, 0, a.qkv, 3*D)
+	wk.gemmW(pk.qkv, true, L, 3*D, D, a.ln1, D, p.QKVW, D, 0, a.qkv, 3*D)
 	kernels.AttentionForward(a.ctx, D, a.lse, a.qkv, a.qkv[D:], a.qkv[2*D:], 3*D, L, s.H, s.dh, s.scale, wk.attn)
 	// mid = x + drop(ctx·Woᵀ + bo)
 	if wk.dropout > 0 {
-		wk.gemm(false, true, L, D, D, a.ctx, D, p.OutW, D, 0, a.mid, D)
+		wk.gemmW(pk.out, true, L, D, D, a.ctx, D, p.OutW, D, 0, a.mid, D)
 		addRowBias(a.mid, p.OutB, L, D)
 		for i, mk := range a.dropAttn {
 			a.mid[i] = x[i] + mk*a.mid[i]
 		}
 	} else {
 		copy(a.mid, x[:L*D])
-		wk.gemm(false, true, L, D, D, a.ctx, D, p.OutW, D, 1, a.mid, D)
+		wk.gemmW(pk.out, true, L, D, D, a.ctx, D, p.OutW, D, 1, a.mid, D)
 		addRowBias(a.mid, p.OutB, L, D)
 	}
 	kernels.LayerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, a.mid, p.Norm2W, p.Norm2B, L, D, blockEps)
 	// u = ln2·W1ᵀ + b1 (L, 2F); g = u[:, :F] ⊙ GELU(u[:, F:])
 	fillRows(a.u, p.FF1B, L, 2*F)
-	wk.gemm(false, true, L, 2*F, D, a.ln2, D, p.FF1W, D, 1, a.u, 2*F)
+	wk.gemmW(pk.ff1, true, L, 2*F, D, a.ln2, D, p.FF1W, D, 1, a.u, 2*F)
 	kernels.GeGLUForward(a.g, a.u, L, F)
 	// out = mid + drop(g·W2ᵀ + b2)
 	if wk.dropout > 0 { // training: a.out does not alias x
-		wk.gemm(false, true, L, D, F, a.g, F, p.FF2W, F, 0, a.out, D)
+		wk.gemmW(pk.ff2, true, L, D, F, a.g, F, p.FF2W, F, 0, a.out, D)
 		addRowBias(a.out, p.FF2B, L, D)
 		for i, mk := range a.dropFF {
 			a.out[i] = a.mid[i] + mk*a.out[i]
 		}
 	} else {
 		copy(a.out, a.mid)
-		wk.gemm(false, true, L, D, F, a.g, F, p.FF2W, F, 1, a.out, D)
+		wk.gemmW(pk.ff2, true, L, D, F, a.g, F, p.FF2W, F, 1, a.out, D)
 		addRowBias(a.out, p.FF2B, L, D)
 	}
 }
@@ -217,29 +221,33 @@ func (wk *worker) branchGrad(dx, mask []float32) []float32 {
 
 // blockBackward: on entry dx holds dL/d(out); on return dL/d(x), with the
 // parameter gradients accumulated into gp. x is the block's input.
-func blockBackward(s blockShape, p, gp *BlockParams, x []float32, a *blockActs, dx []float32, wk *worker) {
+func blockBackward(s blockShape, p, gp *BlockParams, x []float32, a *blockActs, dx []float32, wk *worker, pk *blockPacks) {
 	bw := wk.bw
+	var none blockPacks // GemmWS on the weights
+	if pk == nil {
+		pk = &none
+	}
 	L, D, F := s.L, s.D, s.F
 	dx = dx[:L*D]
 	// FFN: out = mid + drop(g·W2ᵀ + b2)
 	dbr := wk.branchGrad(dx, a.dropFF)
 	colSum(gp.FF2B, dbr, L, D)
 	wk.gemm(true, false, D, F, L, dbr, D, a.g, F, 1, gp.FF2W, F)
-	wk.gemm(false, false, L, F, D, dbr, D, p.FF2W, F, 0, bw.dg, F)
+	wk.gemmW(pk.ff2N, false, L, F, D, dbr, D, p.FF2W, F, 0, bw.dg, F)
 	kernels.GeGLUBackward(bw.du, bw.dg, a.u, L, F)
 	colSum(gp.FF1B, bw.du, L, 2*F)
 	wk.gemm(true, false, 2*F, D, L, bw.du, 2*F, a.ln2, D, 1, gp.FF1W, D)
-	wk.gemm(false, false, L, D, 2*F, bw.du, 2*F, p.FF1W, D, 0, bw.dh, D)
+	wk.gemmW(pk.ff1N, false, L, D, 2*F, bw.du, 2*F, p.FF1W, D, 0, bw.dh, D)
 	kernels.LayerNormBackward(dx, gp.Norm2W, gp.Norm2B, bw.dh, a.mid, a.ln2Mean, a.ln2Rstd, p.Norm2W, L, D)
 	// attention: mid = x + drop(ctx·Woᵀ + bo)
 	dbr = wk.branchGrad(dx, a.dropAttn)
 	colSum(gp.OutB, dbr, L, D)
 	wk.gemm(true, false, D, D, L, dbr, D, a.ctx, D, 1, gp.OutW, D)
-	wk.gemm(false, false, L, D, D, dbr, D, p.OutW, D, 0, bw.dctx, D)
+	wk.gemmW(pk.outN, false, L, D, D, dbr, D, p.OutW, D, 0, bw.dctx, D)
 	kernels.AttentionBackward(bw.dqkv, bw.dqkv[D:], bw.dqkv[2*D:], bw.dctx, a.ctx, D, a.lse,
 		a.qkv, a.qkv[D:], a.qkv[2*D:], 3*D, L, s.H, s.dh, s.scale, wk.attn)
 	wk.gemm(true, false, 3*D, D, L, bw.dqkv, 3*D, a.ln1, D, 1, gp.QKVW, D)
-	wk.gemm(false, false, L, D, 3*D, bw.dqkv, 3*D, p.QKVW, D, 0, bw.dh, D)
+	wk.gemmW(pk.qkvN, false, L, D, 3*D, bw.dqkv, 3*D, p.QKVW, D, 0, bw.dh, D)
 	kernels.LayerNormBackward(dx, gp.Norm1W, gp.Norm1B, bw.dh, x, a.ln1Mean, a.ln1Rstd, p.Norm1W, L, D)
 }
 
@@ -259,7 +267,7 @@ func (m *Model) forwardFlow(in multimodal.Input, acts *activations, wk *worker, 
 	x := acts.embed
 	for i := range p.Blocks {
 		a := &acts.blocks[min(i, len(acts.blocks)-1)]
-		blockForward(m.enc, &p.Blocks[i], x, a, wk)
+		blockForward(m.enc, &p.Blocks[i], x, a, wk, wk.blockPacks(i))
 		x = a.out
 	}
 	kernels.LayerNormForward(acts.normOut, acts.normMean, acts.normRstd, x, p.NormW, p.NormB, L, D, finalEps)
@@ -313,11 +321,20 @@ func (m *Model) backwardFlow(in multimodal.Input, acts *activations, dlogits []f
 		if i > 0 {
 			x = acts.blocks[i-1].out
 		}
-		blockBackward(m.enc, &p.Blocks[i], &g.Blocks[i], x, &acts.blocks[i], bw.dx, wk)
+		blockBackward(m.enc, &p.Blocks[i], &g.Blocks[i], x, &acts.blocks[i], bw.dx, wk, wk.blockPacks(i))
 	}
 	if d.fuse3 {
 		m.Layout.Backward(&g.Embed, bw.dx, in)
 	} else {
 		m.bytesEmbedBackward(g, bw.dx, in.Bytes)
 	}
+}
+
+// blockPacks returns the packed weights of encoder block i, nil when the
+// worker has none (a flow run outside the batched entry points).
+func (wk *worker) blockPacks(i int) *blockPacks {
+	if i < len(wk.packs) {
+		return &wk.packs[i]
+	}
+	return nil
 }

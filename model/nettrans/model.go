@@ -34,8 +34,9 @@
 //
 //   - ForwardBackward: fused step with its own label-smoothed CE.
 //   - ForwardTrain + Backward: the split step of loops that compute the
-//     loss from the logits themselves (CE, LDAM); Backward recomputes
-//     each flow's forward (see split.go).
+//     loss from the logits themselves (CE, LDAM); ForwardTrain keeps each
+//     flow's activations within Workspace.StashBytes, Backward recomputes
+//     the forward of the flows beyond it (see split.go).
 //   - ForwardBackwardPretrain: a model built with Task "pretrain" (the
 //     official *_fgt_base_pretrain: masked byte MAE with a NetTrans
 //     decoder, plus size and IAT masking for fuse3; see pretrain.go).
@@ -303,7 +304,24 @@ type Workspace struct {
 	saved      Batch
 	savedOpt   TrainOptions
 	savedReady bool
+	// StashBytes is the memory budget (bytes) for keeping the training
+	// activations of every flow of a ForwardTrain so that Backward need
+	// not recompute them (about 26 MB per flow for the 401-token byte
+	// model). Flows beyond the budget are recomputed. NewWorkspace sets
+	// DefaultStashBytes; 0 disables the stash (recompute everything).
+	StashBytes int64
+	// stash holds the training activations of stashN flows of the last
+	// ForwardTrain (entry of a flow: stashSlot; grown on demand within
+	// StashBytes).
+	stash  []*activations
+	stashN int
+	// packs are the encoder weights packed by the last batched call.
+	packs []blockPacks
 }
+
+// DefaultStashBytes is the default Workspace.StashBytes: 2 GiB, enough
+// for a batch of 64 flows of the byte model (64 × 26 MB = 1.7 GB).
+const DefaultStashBytes = 2 << 30
 
 // worker is one goroutine's memory.
 type worker struct {
@@ -323,19 +341,26 @@ type worker struct {
 	// recLogits receives the logits of a recomputed forward (C).
 	recLogits []float32
 	pre       *pretrainActs // pre-training model, training workspace
+	// packs are the workspace's packed encoder weights (nil before the
+	// first batched call: GemmWS on the weights).
+	packs []blockPacks
 }
 
 // drawMasks draws the dropout masks of flow i into the worker's training
 // activations (or disables dropout for a zero rate).
-func (wk *worker) drawMasks(opt TrainOptions, i int) {
+func (wk *worker) drawMasks(opt TrainOptions, i int) { wk.drawMasksInto(wk.acts, opt, i) }
+
+// drawMasksInto draws the dropout masks of flow i into the training
+// activations acts.
+func (wk *worker) drawMasksInto(acts *activations, opt TrainOptions, i int) {
 	wk.dropout = opt.Dropout
 	if opt.Dropout == 0 {
 		return
 	}
 	wk.pcg.Seed(opt.Seed, uint64(i))
 	keep := 1 / float32(1-opt.Dropout)
-	for bi := range wk.acts.blocks {
-		a := &wk.acts.blocks[bi]
+	for bi := range acts.blocks {
+		a := &acts.blocks[bi]
 		for _, mask := range [][]float32{a.dropAttn, a.dropFF} {
 			for j := range mask {
 				if wk.rng.Float64() < opt.Dropout {
@@ -350,12 +375,14 @@ func (wk *worker) drawMasks(opt TrainOptions, i int) {
 
 // NewWorkspace allocates a workspace for threads workers (<= 0:
 // GOMAXPROCS). train adds the backward scratch and per-worker gradients
-// (about 28 MB per worker for the 443-token model).
+// (about 28 MB per worker for the 443-token model); a training workspace
+// also grows, on its first ForwardTrain, a stash of per-flow activations
+// of up to StashBytes (DefaultStashBytes).
 func (m *Model) NewWorkspace(threads int, train bool) *Workspace {
 	if threads <= 0 {
 		threads = runtimeThreads()
 	}
-	ws := &Workspace{Threads: threads, m: m, train: train}
+	ws := &Workspace{Threads: threads, m: m, train: train, StashBytes: DefaultStashBytes}
 	for w := 0; w < threads; w++ {
 		wk := &worker{attn: kernels.NewAttentionScratch(), pcg: rand.NewPCG(0, 0), held: -1,
 			recLogits: make([]float32, m.d.classes)}
@@ -379,6 +406,7 @@ func (m *Model) Forward(b *Batch, logits []float32, ws *Workspace) error {
 		return err
 	}
 	C := m.d.classes
+	ws.repack(m, false)
 	kernels.ParallelFor(b.N, len(ws.workers), func(w, i int) {
 		wk := ws.workers[w]
 		wk.held = -1
@@ -436,6 +464,7 @@ func (m *Model) ForwardBackward(b *Batch, labels []int, opt TrainOptions, logits
 		wk.grad.Zero()
 	}
 	inv := float32(1 / float64(max(b.N, 1)))
+	ws.repack(m, true)
 	kernels.ParallelFor(b.N, len(ws.workers), func(w, i int) {
 		wk := ws.workers[w]
 		lg := logits[i*C : (i+1)*C]

@@ -267,7 +267,7 @@ func (m *Model) pretrainFlow(in multimodal.Input, wk *worker, norm [3]float64, g
 	}
 	copy(x[(bs+keep)*D:(bs+keep+1)*D], a.full[(bs+P)*D:(bs+P+1)*D])
 	for i := range p.Blocks {
-		blockForward(m.enc, &p.Blocks[i], x, &acts.blocks[i], wk)
+		blockForward(m.enc, &p.Blocks[i], x, &acts.blocks[i], wk, nil)
 		x = acts.blocks[i].out
 	}
 	h := acts.normOut
@@ -291,7 +291,7 @@ func (m *Model) pretrainFlow(in multimodal.Input, wk *worker, norm [3]float64, g
 	}
 	y := a.z
 	for i := range p.DecBlocks {
-		blockForward(m.dec, &p.DecBlocks[i], y, &a.dec[i], wk)
+		blockForward(m.dec, &p.DecBlocks[i], y, &a.dec[i], wk, nil)
 		y = a.dec[i].out
 	}
 	fillRows(a.pred, p.DecPredB, P+1, st)
@@ -327,7 +327,7 @@ func (m *Model) pretrainFlow(in multimodal.Input, wk *worker, norm [3]float64, g
 		if i > 0 {
 			xin = a.dec[i-1].out
 		}
-		blockBackward(m.dec, &p.DecBlocks[i], &g.DecBlocks[i], xin, &a.dec[i], dy, wk)
+		blockBackward(m.dec, &p.DecBlocks[i], &g.DecBlocks[i], xin, &a.dec[i], dy, wk, nil)
 	}
 	// dy is now d z
 	for j, v := range dy {
@@ -412,7 +412,7 @@ func (m *Model) pretrainFlow(in multimodal.Input, wk *worker, norm [3]float64, g
 		if i > 0 {
 			xin = acts.blocks[i-1].out
 		}
-		blockBackward(m.enc, &p.Blocks[i], &g.Blocks[i], xin, &acts.blocks[i], dx, wk)
+		blockBackward(m.enc, &p.Blocks[i], &g.Blocks[i], xin, &acts.blocks[i], dx, wk, nil)
 	}
 	// scatter to the full embedding (masked byte tokens get 0)
 	df := a.dfull

@@ -11,19 +11,24 @@ import (
 // batch: ForwardTrain writes the logits, the caller derives d loss /
 // d logits, Backward accumulates the parameter gradients.
 //
-// Holding the training activations of a whole batch would cost about
-// 26 MB per flow (401 tokens, 4 blocks; 1.7 GB at batch 64), so
-// ForwardTrain keeps the inputs, the options and, per worker, the
-// activations of its last flow; Backward recomputes the forward of every
-// other flow (same dropout masks: they depend only on (Seed, flow index))
-// right before its backward. The step costs one extra forward per flow
-// (about a third of a forward+backward) and the same memory as
-// ForwardBackward, and the gradients equal ForwardBackward's bit for bit
-// for the same dlogits and thread count.
+// ForwardTrain keeps the training activations of every flow (about 26
+// MB per flow for the 401-token byte model: 1.7 GB at batch 64) in
+// ws.stash while they fit Workspace.StashBytes (DefaultStashBytes, 2
+// GiB), so Backward runs only the backward of those flows: the split step
+// then costs what ForwardBackward costs. Flows beyond the budget keep the
+// memory-saving path: ForwardTrain keeps the inputs, the options and, per
+// worker, the activations of its last flow, and Backward recomputes the
+// forward of every other flow (same dropout masks: they depend only on
+// (Seed, flow index)) right before its backward, at one extra forward per
+// flow (about a third of a forward+backward). Either way the gradients
+// equal ForwardBackward's bit for bit for the same dlogits and thread
+// count.
 
 // ForwardTrain runs the training forward (dropout drawn from opt.Seed as
 // in ForwardBackward) of b.N flows into logits (N, NumClasses) and keeps
-// a copy of the inputs and opt in ws for Backward. opt.LabelSmoothing is
+// a copy of the inputs and opt in ws for Backward, with the activations
+// of as many flows as ws.StashBytes allows (allocated on first use and
+// kept in ws). opt.LabelSmoothing is
 // not used (the caller computes the loss).
 func (m *Model) ForwardTrain(b *Batch, logits []float32, opt TrainOptions, ws *Workspace) error {
 	if err := m.checkBatch(b, ws, logits, true); err != nil {
@@ -34,15 +39,68 @@ func (m *Model) ForwardTrain(b *Batch, logits []float32, opt TrainOptions, ws *W
 	}
 	ws.saveBatch(m, b)
 	ws.savedOpt, ws.savedReady = opt, true
+	ws.stashN = ws.growStash(m, b.N)
+	ws.repack(m, true) // Backward's recomputation and products use these packs
 	C := m.d.classes
 	in := &ws.saved
+	for _, wk := range ws.workers {
+		wk.held = -1
+	}
 	kernels.ParallelFor(b.N, len(ws.workers), func(w, i int) {
 		wk := ws.workers[w]
-		wk.drawMasks(opt, i)
-		m.forwardFlow(m.flowInput(in, i), wk.acts, wk, logits[i*C:(i+1)*C])
-		wk.held = i
+		acts := wk.acts
+		if j := ws.stashSlot(w, i); j >= 0 {
+			acts = ws.stash[j]
+		} else {
+			wk.held = i
+		}
+		wk.drawMasksInto(acts, opt, i)
+		m.forwardFlow(m.flowInput(in, i), acts, wk, logits[i*C:(i+1)*C])
 	})
 	return nil
+}
+
+// trainActsBytes is the memory of one flow's training activations.
+func (m *Model) trainActsBytes() int64 {
+	d, s := m.d, m.enc
+	L, D, F := int64(s.L), int64(s.D), int64(s.F)
+	block := 5*L*D + 3*L*D + int64(s.H)*L + 4*L + 2*L*F + L*F + 2*L*D // ln1, ctx, mid, ln2, out; qkv; lse; stats; u; g; masks
+	return 4 * (int64(d.depth)*block + 2*L*D + 2*L + D)
+}
+
+// growStash makes ws.stash hold the training activations of min(n,
+// StashBytes / per-flow size) flows and returns that count.
+func (ws *Workspace) growStash(m *Model, n int) int {
+	if ws.StashBytes <= 0 {
+		return 0
+	}
+	k := int(min(int64(n), ws.StashBytes/m.trainActsBytes()))
+	for len(ws.stash) < k {
+		ws.stash = append(ws.stash, m.newActivations(true))
+	}
+	return k
+}
+
+// stashSlot returns the stash entry of flow i, run by worker w of the
+// ParallelFor over ws.saved.N flows, or -1 when its activations are not
+// stashed. The stashN entries are shared out evenly among the workers
+// (the first flows of each worker's contiguous block), so that the
+// recomputed flows are spread over all workers too.
+func (ws *Workspace) stashSlot(w, i int) int {
+	n, k := ws.saved.N, ws.stashN
+	if k >= n {
+		return i
+	}
+	t := min(len(ws.workers), n)
+	if t <= 1 {
+		w, t = 0, 1
+	}
+	lo, hi := w*n/t, (w+1)*n/t
+	base := w * k / t
+	if j := i - lo; j < min((w+1)*k/t-base, hi-lo) {
+		return base + j
+	}
+	return -1
 }
 
 // saveBatch copies the inputs of b into ws.saved (grown when too small).
@@ -91,14 +149,20 @@ func (m *Model) Backward(dlogits []float32, g *Params, ws *Workspace) error {
 	kernels.ParallelFor(in.N, len(ws.workers), func(w, i int) {
 		wk := ws.workers[w]
 		fi := m.flowInput(in, i)
-		if wk.held != i {
+		acts := wk.acts
+		j := ws.stashSlot(w, i)
+		switch {
+		case j >= 0:
+			acts = ws.stash[j]
+			wk.dropout = opt.Dropout
+		case wk.held != i:
 			wk.drawMasks(opt, i)
 			m.forwardFlow(fi, wk.acts, wk, wk.recLogits)
 			wk.held = i
-		} else {
+		default:
 			wk.dropout = opt.Dropout
 		}
-		m.backwardFlow(fi, wk.acts, dlogits[i*C:(i+1)*C], wk.grad, wk)
+		m.backwardFlow(fi, acts, dlogits[i*C:(i+1)*C], wk.grad, wk)
 	})
 	for _, wk := range ws.workers {
 		g.addFrom(wk.grad)
