@@ -52,11 +52,18 @@ type NetMambaClassifier struct {
 // flows on threads workers.
 func NewNetMambaClassifier(m *model.Model, batch, threads int, dropPath float64) *NetMambaClassifier {
 	c := &NetMambaClassifier{M: m, DropPath: dropPath, grads: m.NewGrads(), threads: threads, batch: batch}
-	gl := c.grads.List()
-	for i, p := range m.P.List() {
-		c.params = append(c.params, &Param{Name: p.Name, Shape: p.Shape, Data: p.Data, Grad: gl[i].Data})
-	}
+	c.params = netmambaParams(m, c.grads)
 	return c
+}
+
+// netmambaParams pairs m's parameters with their gradient buffers in g.
+func netmambaParams(m *model.Model, g *model.Params) []*Param {
+	gl := g.List()
+	var ps []*Param
+	for i, p := range m.P.List() {
+		ps = append(ps, &Param{Name: p.Name, Shape: p.Shape, Data: p.Data, Grad: gl[i].Data})
+	}
+	return ps
 }
 
 // NumClasses implements Classifier.

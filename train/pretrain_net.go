@@ -36,10 +36,7 @@ type NetMambaMAE struct {
 // NewNetMambaMAE wraps the pre-training model m.
 func NewNetMambaMAE(m *model.Model, batch, threads int, dropPath float64) *NetMambaMAE {
 	a := &NetMambaMAE{M: m, DropPath: dropPath, grads: m.NewGrads(), threads: threads, batch: batch}
-	gl := a.grads.List()
-	for i, p := range m.P.List() {
-		a.params = append(a.params, &Param{Name: p.Name, Shape: p.Shape, Data: p.Data, Grad: gl[i].Data})
-	}
+	a.params = netmambaParams(m, a.grads)
 	return a
 }
 
