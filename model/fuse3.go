@@ -191,18 +191,7 @@ func newFuse3Params(cfg arch.Config, opt Fuse3Options, posTokens int) *Fuse3Para
 	} else {
 		add("head.weight", &p.HeadW, cfg.NumClasses, E)
 	}
-	total := 0
-	for _, s := range specs {
-		total += numel(s.shape)
-	}
-	p.core.buf = make([]float32, total)
-	off := 0
-	for _, s := range specs {
-		n := numel(s.shape)
-		*s.dst = p.core.buf[off : off+n : off+n]
-		p.core.list = append(p.core.list, Param{Name: s.name, Shape: s.shape, Data: *s.dst})
-		off += n
-	}
+	p.core.allocate(specs)
 	return p
 }
 

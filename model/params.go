@@ -2,20 +2,15 @@ package model
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/model/arch"
+	"github.com/netmamba/netmamba/model/internal/paramset"
 )
 
 // Param is one named parameter tensor; Data aliases the owning Params'
 // contiguous buffer.
-type Param struct {
-	Name  string
-	Shape []int
-	Data  []float32
-}
+type Param = paramset.Param
 
 // MambaParams are the parameters of one Mamba block (RMSNorm + mixer),
 // in PyTorch layouts: Linear weights are [out, in].
@@ -36,8 +31,7 @@ type MambaParams struct {
 // one contiguous buffer, with typed views. A gradient set is a Params of
 // the same config (same names and layout).
 type Params struct {
-	list []Param
-	buf  []float32
+	set paramset.Set // names, shapes and the one buffer the views alias
 
 	PatchW   []float32 // patch_embed.proj.weight (E, 1, stride)
 	PatchB   []float32 // patch_embed.proj.bias (E)
@@ -60,6 +54,8 @@ type Params struct {
 	DecPredB    []float32 // decoder_pred.bias (stride)
 }
 
+// paramSpec names one parameter, its official shape and its typed view
+// (a paramset.Spec with short positional literals).
 type paramSpec struct {
 	name  string
 	shape []int
@@ -124,136 +120,56 @@ func newParams(cfg arch.Config) *Params {
 			paramSpec{"head.weight", []int{cfg.NumClasses, E}, &p.HeadW},
 			paramSpec{"head.bias", []int{cfg.NumClasses}, &p.HeadB})
 	}
-	total := 0
-	for _, s := range specs {
-		total += numel(s.shape)
-	}
-	p.buf = make([]float32, total)
-	off := 0
-	for _, s := range specs {
-		n := numel(s.shape)
-		*s.dst = p.buf[off : off+n : off+n]
-		p.list = append(p.list, Param{Name: s.name, Shape: s.shape, Data: *s.dst})
-		off += n
-	}
+	p.allocate(specs)
 	return p
 }
 
-func numel(shape []int) int {
-	n := 1
-	for _, d := range shape {
-		n *= d
+// allocate lays specs out in one zeroed buffer, in order, and points their
+// views into it.
+func (p *Params) allocate(specs []paramSpec) {
+	ps := make([]paramset.Spec, len(specs))
+	for i, s := range specs {
+		ps[i] = paramset.Spec{Name: s.name, Shape: s.shape, Dst: s.dst}
 	}
-	return n
+	p.set = paramset.New(ps)
 }
 
 // List returns the parameters in the official state_dict order.
-func (p *Params) List() []Param { return p.list }
+func (p *Params) List() []Param { return p.set.List() }
 
 // Flat returns all parameters as one contiguous slice (List order), for
 // optimisers.
-func (p *Params) Flat() []float32 { return p.buf }
+func (p *Params) Flat() []float32 { return p.set.Flat() }
 
 // Count is the number of scalar parameters.
-func (p *Params) Count() int { return len(p.buf) }
+func (p *Params) Count() int { return p.set.Count() }
 
 // Zero sets every parameter to 0.
-func (p *Params) Zero() { clear(p.buf) }
+func (p *Params) Zero() { p.set.Zero() }
 
 // Get returns the parameter with the given official name, or nil.
-func (p *Params) Get(name string) *Param {
-	for i := range p.list {
-		if p.list[i].Name == name {
-			return &p.list[i]
-		}
-	}
-	return nil
-}
+func (p *Params) Get(name string) *Param { return p.set.Get(name) }
 
 // Tensors returns copies of the parameters as checkpoint tensors keyed by
 // their official names.
-func (p *Params) Tensors() map[string]*checkpoint.Tensor {
-	m := make(map[string]*checkpoint.Tensor, len(p.list))
-	for _, q := range p.list {
-		m[q.Name] = &checkpoint.Tensor{DType: "F32", Shape: append([]int(nil), q.Shape...), F32: append([]float32(nil), q.Data...)}
-	}
-	return m
-}
+func (p *Params) Tensors() map[string]*checkpoint.Tensor { return p.set.Tensors() }
 
 // load copies tensors into p. Every parameter must be present with the
-// right shape and dtype, and no tensor may be left over.
+// right shape and dtype, and no tensor may be left over; the error lists
+// every problem.
 func (p *Params) load(ts map[string]*checkpoint.Tensor) error {
-	var missing, bad []string
-	used := 0
-	for _, q := range p.list {
-		t, ok := ts[q.Name]
-		if !ok {
-			missing = append(missing, q.Name)
-			continue
-		}
-		used++
-		if t.DType != "F32" || t.Numel() != len(q.Data) || len(t.F32) != len(q.Data) || !sameShape(t.Shape, q.Shape) {
-			bad = append(bad, fmt.Sprintf("%s: %s%v, want F32%v", q.Name, t.DType, t.Shape, q.Shape))
-			continue
-		}
-		copy(q.Data, t.F32)
-	}
-	var extra []string
-	if used < len(ts) {
-		for name := range ts {
-			if p.Get(name) == nil {
-				extra = append(extra, name)
-			}
-		}
-		sort.Strings(extra)
-	}
-	var msgs []string
-	if len(missing) > 0 {
-		msgs = append(msgs, fmt.Sprintf("%d missing tensors (%s)", len(missing), clip(missing)))
-	}
-	if len(bad) > 0 {
-		msgs = append(msgs, fmt.Sprintf("%d tensors with wrong shape or dtype (%s)", len(bad), clip(bad)))
-	}
-	if len(extra) > 0 {
-		msgs = append(msgs, fmt.Sprintf("%d unexpected tensors (%s)", len(extra), clip(extra)))
-	}
-	if len(msgs) > 0 {
-		return fmt.Errorf("model: tensors do not match the config: %s", strings.Join(msgs, "; "))
+	if err := p.set.Load(ts); err != nil {
+		return fmt.Errorf("model: tensors do not match the config: %w", err)
 	}
 	return nil
 }
 
-func clip(s []string) string {
-	if len(s) > 6 {
-		return strings.Join(s[:6], ", ") + ", …"
-	}
-	return strings.Join(s, ", ")
-}
+// addFrom sets p += q (same config).
+func (p *Params) addFrom(q *Params) { p.set.AddFrom(&q.set) }
+
+// clip joins names for an error message, at most six of them.
+func clip(s []string) string { return paramset.ShortList(s) }
 
 // sameShape accepts the official shape, or the same sizes with leading
 // singleton dimensions dropped/added (e.g. cls_token [1,1,E] vs [E]).
-func sameShape(a, b []int) bool {
-	trim := func(s []int) []int {
-		for len(s) > 0 && s[0] == 1 {
-			s = s[1:]
-		}
-		return s
-	}
-	a, b = trim(a), trim(b)
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// addFrom sets p += q (same config).
-func (p *Params) addFrom(q *Params) {
-	for i, v := range q.buf {
-		p.buf[i] += v
-	}
-}
+func sameShape(a, b []int) bool { return paramset.SameShape(a, b) }

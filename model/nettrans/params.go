@@ -4,20 +4,16 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
 	"strings"
 
 	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/model/internal/paramset"
 	"github.com/netmamba/netmamba/model/multimodal"
 )
 
 // Param is one named parameter tensor; Data aliases the owning Params'
 // contiguous buffer.
-type Param struct {
-	Name  string
-	Shape []int
-	Data  []float32
-}
+type Param = paramset.Param
 
 // BlockParams are the views of one pre-norm transformer block, PyTorch
 // layouts (Linear weights [out, in]). QKVW spans to_q, to_k, to_v stacked
@@ -44,8 +40,8 @@ type BlockParams struct {
 // buffer (official state_dict order), with typed views. A gradient set is
 // a Params of the same model (Model.NewGrads).
 type Params struct {
-	list []Param
-	buf  []float32
+	set paramset.Set // names, shapes and the one buffer the views alias
+	buf []float32    // set.Flat(), for the hot paths' size checks
 
 	// Byte classifier (net_fgt_base_classifier).
 	PatchW   []float32 // patch_embed.proj.weight (D, 1, stride)
@@ -77,19 +73,13 @@ type Params struct {
 	IATPredB    []float32 // iat_decoder_pred.bias (1)
 }
 
-type paramSpec struct {
-	name  string
-	shape []int
-	dst   *[]float32
-}
-
 // newParams allocates zeroed parameters for a normalised config.
 func newParams(d dims) *Params {
 	p := &Params{}
 	D := d.D
-	var specs []paramSpec
+	var specs []paramset.Spec
 	add := func(name string, dst *[]float32, shape ...int) {
-		specs = append(specs, paramSpec{name, shape, dst})
+		specs = append(specs, paramset.Spec{Name: name, Shape: shape, Dst: dst})
 	}
 	blocks := "blocks"
 	if d.fuse3 {
@@ -162,21 +152,15 @@ func newParams(d dims) *Params {
 			add("head.bias", &p.HeadB, d.classes)
 		}
 	}
-	total := 0
-	for _, s := range specs {
-		total += numel(s.shape)
-	}
-	p.buf = make([]float32, total)
+	p.set = paramset.New(specs)
+	p.buf = p.set.Flat()
 	off := 0
 	var qOff []int
-	for _, s := range specs {
-		n := numel(s.shape)
-		*s.dst = p.buf[off : off+n : off+n]
-		p.list = append(p.list, Param{Name: s.name, Shape: s.shape, Data: *s.dst})
-		if strings.HasSuffix(s.name, ".attn.to_q.weight") {
+	for _, q := range p.set.List() {
+		if strings.HasSuffix(q.Name, ".attn.to_q.weight") {
 			qOff = append(qOff, off)
 		}
-		off += n
+		off += len(q.Data)
 	}
 	// to_q, to_k, to_v are laid out back to back (specs above); encoder
 	// blocks come first, then the decoder's.
@@ -191,122 +175,42 @@ func newParams(d dims) *Params {
 	return p
 }
 
-func numel(shape []int) int {
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	return n
-}
-
 // List returns the parameters in the official state_dict order.
-func (p *Params) List() []Param { return p.list }
+func (p *Params) List() []Param { return p.set.List() }
 
 // Flat returns all parameters as one contiguous slice (List order), for
 // optimisers.
-func (p *Params) Flat() []float32 { return p.buf }
+func (p *Params) Flat() []float32 { return p.set.Flat() }
 
 // Count is the number of scalar parameters.
-func (p *Params) Count() int { return len(p.buf) }
+func (p *Params) Count() int { return p.set.Count() }
 
 // Zero sets every parameter to 0.
-func (p *Params) Zero() { clear(p.buf) }
+func (p *Params) Zero() { p.set.Zero() }
 
 // Get returns the parameter with the given official name, or nil.
-func (p *Params) Get(name string) *Param {
-	for i := range p.list {
-		if p.list[i].Name == name {
-			return &p.list[i]
-		}
-	}
-	return nil
-}
+func (p *Params) Get(name string) *Param { return p.set.Get(name) }
 
 // Tensors returns copies of the parameters as checkpoint tensors keyed by
 // their official names and shapes.
-func (p *Params) Tensors() map[string]*checkpoint.Tensor {
-	m := make(map[string]*checkpoint.Tensor, len(p.list))
-	for _, q := range p.list {
-		m[q.Name] = &checkpoint.Tensor{DType: "F32", Shape: append([]int(nil), q.Shape...), F32: append([]float32(nil), q.Data...)}
-	}
-	return m
-}
+func (p *Params) Tensors() map[string]*checkpoint.Tensor { return p.set.Tensors() }
 
 // Load copies tensors into p. Every parameter must be present as F32 with
 // its official shape (leading singleton dimensions may differ), and no
 // tensor may be left over; the error lists every problem.
 func (p *Params) Load(ts map[string]*checkpoint.Tensor) error {
-	var missing, bad, extra []string
-	known := make(map[string]bool, len(p.list))
-	for _, q := range p.list {
-		known[q.Name] = true
-		t, ok := ts[q.Name]
-		if !ok {
-			missing = append(missing, q.Name)
-			continue
-		}
-		if t.DType != "F32" || len(t.F32) != len(q.Data) || !sameShape(t.Shape, q.Shape) {
-			bad = append(bad, fmt.Sprintf("%s: %s%v, want F32%v", q.Name, t.DType, t.Shape, q.Shape))
-			continue
-		}
-		copy(q.Data, t.F32)
-	}
-	for name := range ts {
-		if !known[name] {
-			extra = append(extra, name)
-		}
-	}
-	sort.Strings(extra)
-	var msgs []string
-	if len(missing) > 0 {
-		msgs = append(msgs, fmt.Sprintf("%d missing tensors (%s)", len(missing), clip(missing)))
-	}
-	if len(bad) > 0 {
-		msgs = append(msgs, fmt.Sprintf("%d tensors with wrong shape or dtype (%s)", len(bad), clip(bad)))
-	}
-	if len(extra) > 0 {
-		msgs = append(msgs, fmt.Sprintf("%d unexpected tensors (%s)", len(extra), clip(extra)))
-	}
-	if len(msgs) > 0 {
-		return fmt.Errorf("nettrans: tensors do not match the config: %s", strings.Join(msgs, "; "))
+	if err := p.set.Load(ts); err != nil {
+		return fmt.Errorf("nettrans: tensors do not match the config: %w", err)
 	}
 	return nil
 }
 
-func clip(s []string) string {
-	if len(s) > 6 {
-		return strings.Join(s[:6], ", ") + ", …"
-	}
-	return strings.Join(s, ", ")
-}
-
 // sameShape accepts the official shape, or the same sizes with leading
 // singleton dimensions dropped/added (cls_token [1,1,D] vs [D]).
-func sameShape(a, b []int) bool {
-	trim := func(s []int) []int {
-		for len(s) > 0 && s[0] == 1 {
-			s = s[1:]
-		}
-		return s
-	}
-	a, b = trim(a), trim(b)
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func sameShape(a, b []int) bool { return paramset.SameShape(a, b) }
 
 // addFrom sets p += q (same layout).
-func (p *Params) addFrom(q *Params) {
-	for i, v := range q.buf {
-		p.buf[i] += v
-	}
-}
+func (p *Params) addFrom(q *Params) { p.set.AddFrom(&q.set) }
 
 // initRNG draws the official initial values.
 type initRNG struct{ r *rand.Rand }
