@@ -2,6 +2,7 @@ package classify
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -92,4 +93,38 @@ func (s Stats) String() string {
 		fmt.Fprintf(&b, "\n  not assigned, %s: %d", k, s.Skipped[k])
 	}
 	return b.String()
+}
+
+// LatencyMark is a position in the stream of classification latencies,
+// for LatencySince.
+type LatencyMark uint64
+
+// LatencySince returns the p50 and p99 classification latency (queueing
+// to verdict) of the flows classified since mark (at most the last 4096
+// of them), how many that is, and the mark for the next call: the
+// latency of an interval, where Stats gives the last 4096 flows'
+// whatever their age. n is 0 (and the percentiles 0) when none was
+// classified since mark.
+func (p *Pipeline) LatencySince(mark LatencyMark) (p50, p99 time.Duration, n int, next LatencyMark) {
+	return p.lat.since(mark)
+}
+
+// since is LatencySince on the ring.
+func (l *latencyRing) since(mark LatencyMark) (p50, p99 time.Duration, n int, next LatencyMark) {
+	l.mu.Lock()
+	total := l.n
+	k := min(total-int(mark), len(l.buf))
+	if int(mark) > total {
+		k = 0
+	}
+	s := make([]int64, 0, max(k, 0))
+	for i := total - k; i < total; i++ {
+		s = append(s, l.buf[i%len(l.buf)])
+	}
+	l.mu.Unlock()
+	if len(s) == 0 {
+		return 0, 0, 0, LatencyMark(total)
+	}
+	slices.Sort(s)
+	return time.Duration(s[(len(s)-1)*50/100]), time.Duration(s[(len(s)-1)*99/100]), len(s), LatencyMark(total)
 }

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -23,6 +25,12 @@ type ring struct {
 	blockSize int
 	numBlocks int
 	next      int // next block to read
+
+	// CPU accounting of the worker goroutine, locked to its OS thread
+	// while it runs (guarded by Capture.cpuMu).
+	tid      int           // thread of the running worker, 0 when none
+	runStart time.Duration // the thread's CPU time when the worker started
+	cpuDone  time.Duration // CPU time of finished Runs
 }
 
 // Capture is an open live capture: one socket and ring per worker, joined
@@ -33,6 +41,7 @@ type Capture struct {
 	rings   []*ring
 	wake    int // eventfd that interrupts the workers' poll
 
+	cpuMu    sync.Mutex // guards the rings' tid and cpuDone
 	mu       sync.Mutex // guards stats, closing, the descriptors and closeErr
 	closing  bool
 	running  sync.WaitGroup // Run calls in progress
@@ -202,6 +211,23 @@ func (c *Capture) Run(ctx context.Context, newHandler func(worker int) Handler) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Pinned so that the thread's CPU clock measures this worker
+			// (capture, and whatever the Handler does) and nothing else.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			c.cpuMu.Lock()
+			if t, err := ThreadCPUTime(); err == nil {
+				r.tid, r.runStart = unix.Gettid(), t
+			}
+			c.cpuMu.Unlock()
+			defer func() {
+				c.cpuMu.Lock()
+				if end, err := ThreadCPUTime(); err == nil && r.tid != 0 {
+					r.cpuDone += end - r.runStart
+				}
+				r.tid = 0
+				c.cpuMu.Unlock()
+			}()
 			err := r.loop(ctx, wake, newHandler(w))
 			if err != nil {
 				wakeAll(wake) // stop the other workers too
@@ -318,6 +344,30 @@ func (c *Capture) Stats() (Stats, error) {
 		c.stats.FreezeQueue += uint64(s.Freeze_q_cnt)
 	}
 	return c.stats, nil
+}
+
+// CPUTime is the CPU time (user + system) the capture workers' threads
+// have used in Run so far, summed over workers: reading the rings and
+// running the Handlers (for classify: decoding, the flow table and the
+// representation). Each worker goroutine is locked to its OS thread while
+// it runs, and its thread's CPU clock is read here.
+func (c *Capture) CPUTime() (time.Duration, error) {
+	c.cpuMu.Lock()
+	defer c.cpuMu.Unlock()
+	var total time.Duration
+	var errs []error
+	for _, r := range c.rings {
+		total += r.cpuDone
+		if r.tid != 0 {
+			t, err := threadCPUTime(r.tid)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			total += t - r.runStart
+		}
+	}
+	return total, errors.Join(errs...)
 }
 
 // Close stops a Run in progress (waiting for it to return), then releases

@@ -151,13 +151,6 @@ func (s *sender) send(f []byte) error {
 	}
 }
 
-// mmsghdr is struct mmsghdr for sendmmsg(2).
-type mmsghdr struct {
-	hdr unix.Msghdr
-	n   uint32
-	_   [4]byte
-}
-
 // sendBatch transmits frames with sendmmsg(2), retrying on ENOBUFS, and
 // returns how many went out.
 func (s *sender) sendBatch(frames [][]byte, iov []unix.Iovec, msgs []mmsghdr) (int, error) {

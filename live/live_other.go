@@ -5,6 +5,7 @@ package live
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Capture is a live capture; on this system it cannot be opened.
@@ -25,3 +26,9 @@ func (c *Capture) Stats() (Stats, error) { return Stats{}, ErrUnsupported }
 
 // Close does nothing on this system.
 func (c *Capture) Close() error { return nil }
+
+// CPUTime is not available on this system.
+func (c *Capture) CPUTime() (time.Duration, error) { return 0, ErrUnsupported }
+
+// ThreadCPUTime is not available on this system.
+func ThreadCPUTime() (time.Duration, error) { return 0, ErrUnsupported }

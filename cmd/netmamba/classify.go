@@ -12,10 +12,12 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,6 +53,9 @@ type pipelineFlags struct {
 	classifiers      int
 	threads          int
 	emitEarly        bool
+	// workerCPU, if set, receives the CPU time classifier workers spend
+	// in the model on their own threads (not with --stream).
+	workerCPU *atomic.Int64
 }
 
 func (pf *pipelineFlags) register(f *pflag.FlagSet) {
@@ -113,7 +118,11 @@ func (pf *pipelineFlags) build(f *pflag.FlagSet, isLive, block, noModel bool) (*
 			if err != nil {
 				return nil, "", err
 			}
-			nets = append(nets, l.Net)
+			if pf.workerCPU != nil && !pf.stream {
+				nets = append(nets, cpuNet{l.Net, pf.workerCPU})
+			} else {
+				nets = append(nets, l.Net)
+			}
 			if i > 0 {
 				continue
 			}
@@ -165,6 +174,26 @@ func (pf *pipelineFlags) build(f *pflag.FlagSet, isLive, block, noModel bool) (*
 	}
 	p, err := classify.New(nets, opts)
 	return p, name, err
+}
+
+// cpuNet adds the CPU time its Forward uses on the calling worker's
+// thread (locked to it for the call) to total. Model helper goroutines
+// (--threads > 1) run on other threads and are not included.
+type cpuNet struct {
+	train.Classifier
+	total *atomic.Int64
+}
+
+// Forward runs the wrapped classifier on a pinned thread and measures it.
+func (c cpuNet) Forward(d *train.Data, idx []int, logits []float32) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0, err0 := live.ThreadCPUTime()
+	err := c.Classifier.Forward(d, idx, logits)
+	if t1, err1 := live.ThreadCPUTime(); err0 == nil && err1 == nil {
+		c.total.Add(int64(t1 - t0))
+	}
+	return err
 }
 
 // resultWriter writes results as JSON Lines or CSV, one call at a time.
@@ -252,6 +281,7 @@ func newClassifyCmd() *cobra.Command {
 		pf                  pipelineFlags
 		format, out, iface  string
 		promisc, ignoreOut  bool
+		noModel             bool
 		workers             int
 		statsEvery, runTime time.Duration
 	)
@@ -271,6 +301,18 @@ result is written when it ends, with its final counters. Below --unknown-thresho
 label is "unknown". Live, flows end on the idle/active timeouts; under overload flows are
 shed (label "unclassified", shed true) and counted, never silently dropped. Non-IP frames
 are counted, not reported. A summary goes to stderr (every --stats-interval when live).
+
+Live statistics (latency over the last 4096 classified flows) end with the CPU used
+per stage over the interval, in % of one core, each stage's goroutine pinned to its
+thread and measured by the thread's CPU clock: capture (the capture workers: ring,
+decoding, flow table, byte views, and results written from them; while packets arrive
+the flow table also ends timed-out flows itself), expiry (the once-a-second clock: flow
+timeouts when traffic pauses, the results of the flows they end, statistics), classifier (the
+classifier workers, in the model; with --threads > 1 the model's helper threads count
+as other) and other (the rest of the process: model helper threads, shutting-down
+work, GC, output written by classifier workers), then the interval's own counts: flows
+shed, flows classified and their latency p50/p99. At start live capture prints the
+bounds that cap its memory: flow-table size, classifier queue and capture rings.
 
 --stream (NetMamba byte model only) feeds each packet's 80 byte tokens through the
 model's recurrent Step as the packet arrives; at --early packets only the CLS step is
@@ -294,7 +336,11 @@ by --max-streams) and runs in the capture goroutine instead of the batched worke
 			if err != nil {
 				return fmt.Errorf("classify: %w", err)
 			}
-			p, name, err := pf.build(cmd.Flags(), isLive, !isLive, false)
+			var workerCPU atomic.Int64
+			if isLive {
+				pf.workerCPU = &workerCPU
+			}
+			p, name, err := pf.build(cmd.Flags(), isLive, !isLive, noModel)
 			if err != nil {
 				return fmt.Errorf("classify: %w", err)
 			}
@@ -302,7 +348,8 @@ by --max-streams) and runs in the capture goroutine instead of the batched worke
 			start := time.Now()
 			if isLive {
 				err = runLive(cmd.Context(), p, rw.write, liveOptions{iface: iface, workers: workers, promisc: promisc,
-					ignoreOutgoing: ignoreOutgoingOption(cmd.Flags(), ignoreOut), statsEvery: statsEvery, duration: runTime}, stderr)
+					ignoreOutgoing: ignoreOutgoingOption(cmd.Flags(), ignoreOut), statsEvery: statsEvery, duration: runTime,
+					workerCPU: &workerCPU}, stderr)
 			} else {
 				err = classifyInputs(p, args, rw.write, stderr)
 			}
@@ -328,6 +375,7 @@ by --max-streams) and runs in the capture goroutine instead of the batched worke
 	f.DurationVar(&statsEvery, "stats-interval", 10*time.Second, "live: print statistics to stderr this often (0: never)")
 	f.DurationVar(&runTime, "duration", 0, "live: stop after this long (0: until interrupted)")
 	f.BoolVar(&pf.emitEarly, "emit-early", false, "live: also write a non-final result as soon as a flow is classified")
+	f.BoolVar(&noModel, "no-model", false, "load no model: every flow is reported unclassified (not shed); measures capture + flow table + representation alone")
 	return c
 }
 
@@ -419,6 +467,20 @@ type liveOptions struct {
 	ignoreOutgoing *bool
 	statsEvery     time.Duration
 	duration       time.Duration
+	// workerCPU is the classifier workers' CPU time (pipelineFlags.workerCPU), nil if not measured.
+	workerCPU *atomic.Int64
+}
+
+// liveRingMiB is the size of one capture worker's ring in MiB.
+func liveRingMiB(c live.Config) int {
+	bs, nb := c.BlockSize, c.NumBlocks
+	if bs <= 0 {
+		bs = 1 << 20 // live.Config defaults
+	}
+	if nb <= 0 {
+		nb = 64
+	}
+	return bs * nb >> 20
 }
 
 // runLive captures on an interface until interrupted (or duration), with
@@ -443,17 +505,43 @@ func runLive(ctx context.Context, p *classify.Pipeline, sink func(*classify.Resu
 		ignoreOutgoing = true
 		fmt.Fprintf(stderr, "live %s: loopback interface: ignoring outgoing copies (each packet once; --ignore-outgoing=false to see both)\n", o.iface)
 	}
-	lc, err := live.Open(live.Config{Interface: o.iface, Workers: workers, Promiscuous: o.promisc, IgnoreOutgoing: ignoreOutgoing})
+	lcfg := live.Config{Interface: o.iface, Workers: workers, Promiscuous: o.promisc, IgnoreOutgoing: ignoreOutgoing}
+	lc, err := live.Open(lcfg)
 	if err != nil {
 		return fmt.Errorf("classify: live capture on %s: %w", o.iface, err)
 	}
 	defer lc.Close()
+	popts := p.Options()
+	fmt.Fprintf(stderr, "live %s: memory bounds: flow tables %d × %d flows (the least recently seen flow is evicted and reported beyond), classifier queue %d flows (flows shed and reported beyond), capture rings %d × %d MiB; no other per-flow state\n",
+		o.iface, workers, popts.MaxFlows, popts.QueueLen, workers, liveRingMiB(lcfg))
+	var workerNs func() time.Duration
+	if o.workerCPU != nil {
+		workerNs = func() time.Duration { return time.Duration(o.workerCPU.Load()) }
+	} else {
+		workerNs = func() time.Duration { return 0 }
+	}
+	procStart, wallStart := processCPU(), time.Now()
 	ingests := make([]*classify.Ingest, workers)
 	for i := range ingests {
 		ingests[i] = p.NewIngest(fmt.Sprintf("%s#%d", o.iface, i), sink)
 	}
-	done := make(chan struct{})
+	done, clockExited := make(chan struct{}), make(chan struct{})
+	var clockCPU atomic.Int64 // CPU time of the clock goroutine's thread
 	go func() {
+		defer close(clockExited)
+		// Pinned so that its thread's CPU clock measures the flow-table
+		// expiry (timeouts, and the results of the flows they end) and
+		// the statistics.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		clockStart, clockErr := live.ThreadCPUTime()
+		clockNow := func() time.Duration {
+			if t, err := live.ThreadCPUTime(); err == nil && clockErr == nil {
+				clockCPU.Store(int64(t - clockStart))
+			}
+			return time.Duration(clockCPU.Load())
+		}
+		defer clockNow()
 		clock := time.NewTicker(time.Second)
 		defer clock.Stop()
 		var statsC <-chan time.Time
@@ -463,6 +551,8 @@ func runLive(ctx context.Context, p *classify.Pipeline, sink func(*classify.Resu
 			statsC = t.C
 		}
 		last, lastT := p.Stats(), time.Now()
+		lastCap, lastExp, lastWork, lastProc := time.Duration(0), clockNow(), workerNs(), processCPU()
+		_, _, _, latMark := p.LatencySince(0)
 		for {
 			select {
 			case <-done:
@@ -474,12 +564,21 @@ func runLive(ctx context.Context, p *classify.Pipeline, sink func(*classify.Resu
 			case now := <-statsC:
 				st := p.Stats()
 				ks, _ := lc.Stats()
+				capCPU, _ := lc.CPUTime()
+				exp, work, proc := clockNow(), workerNs(), processCPU()
+				var ip50, ip99 time.Duration
+				var in int
+				ip50, ip99, in, latMark = p.LatencySince(latMark)
 				dt := now.Sub(lastT).Seconds()
-				fmt.Fprintf(stderr, "live %s: %d pkts (%.0f pkt/s, %.2f Mb/s), %d flows (%d live, %.0f/s), kernel drops %d, shed %d, queue %d/%d, classified %d, latency p50 %v p99 %v\n",
+				pct := func(d time.Duration) float64 { return 100 * d.Seconds() / dt }
+				fmt.Fprintf(stderr, "live %s: %d pkts (%.0f pkt/s, %.2f Mb/s), %d flows (%d live, %.0f/s), kernel drops %d, shed %d, queue %d/%d, classified %d, latency p50 %v p99 %v, cpu capture %.0f%% expiry %.0f%% classifier %.0f%% other %.0f%%, interval: shed %d, classified %d, latency p50 %v p99 %v\n",
 					o.iface, st.Packets, float64(st.Packets-last.Packets)/dt, float64(st.Bytes-last.Bytes)*8/1e6/dt,
 					st.Flows, st.LiveFlows, float64(st.Flows-last.Flows)/dt, ks.Drops, st.Shed, st.QueueLen, st.QueueCap,
-					st.Classified, st.LatencyP50.Round(time.Microsecond), st.LatencyP99.Round(time.Microsecond))
+					st.Classified, st.LatencyP50.Round(time.Microsecond), st.LatencyP99.Round(time.Microsecond),
+					pct(capCPU-lastCap), pct(exp-lastExp), pct(work-lastWork), pct(max(0, (proc-lastProc)-(capCPU-lastCap)-(exp-lastExp)-(work-lastWork))),
+					st.Shed-last.Shed, in, ip50.Round(time.Microsecond), ip99.Round(time.Microsecond))
 				last, lastT = st, now
+				lastCap, lastExp, lastWork, lastProc = capCPU, exp, work, proc
 			}
 		}
 	}()
@@ -488,12 +587,21 @@ func runLive(ctx context.Context, p *classify.Pipeline, sink func(*classify.Resu
 		return func(data []byte, tsNs int64, _ int) { in.Packet(capture.LinkEthernet, data, tsNs) }
 	})
 	close(done)
+	<-clockExited
 	p.SetBlocking(true) // flows flushed at shutdown wait for a classifier instead of being shed
 	for _, in := range ingests {
 		in.Close()
 	}
 	if ks, kerr := lc.Stats(); kerr == nil {
 		fmt.Fprintf(stderr, "live %s: kernel: %d packets, %d drops, %d ring freezes\n", o.iface, ks.Packets, ks.Drops, ks.FreezeQueue)
+	}
+	if capCPU, cerr := lc.CPUTime(); cerr == nil {
+		wall := time.Since(wallStart).Seconds()
+		exp, work, proc := time.Duration(clockCPU.Load()), workerNs(), processCPU()-procStart
+		pct := func(d time.Duration) float64 { return 100 * d.Seconds() / wall }
+		other := max(0, proc-capCPU-exp-work)
+		fmt.Fprintf(stderr, "live %s: cpu over %.1f s: capture %.2f s (%.0f%% of a core), expiry %.2f s (%.0f%%), classifier %.2f s (%.0f%%), other %.2f s (%.0f%%), process %.2f s\n",
+			o.iface, wall, capCPU.Seconds(), pct(capCPU), exp.Seconds(), pct(exp), work.Seconds(), pct(work), other.Seconds(), pct(other), proc.Seconds())
 	}
 	if err != nil {
 		return fmt.Errorf("classify: live capture on %s: %w", o.iface, err)

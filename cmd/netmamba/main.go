@@ -39,6 +39,7 @@ func newRootCmd() *cobra.Command {
 		newAblateCmd(),
 		newClassifyCmd(),
 		newServeCmd(),
+		newReplayCmd(),
 	// subcommands are added here, one constructor per file
 	)
 	return root
