@@ -46,7 +46,8 @@ type Grid struct {
 	Fractions          []float64 // phase 2: the best variant+loss at these few-shot fractions (1 is phase 1)
 	Seeds              []uint64
 	Epochs             int
-	Batch              int
+	Batch              int     // fine-tuning batch (pre-training uses the official 128)
+	BLR                float64 // fine-tuning base learning rate, lr = BLR·Batch/256 (0: the official 2e-3)
 	Threads            int
 	HoldOut            int // classes held out for the OOD runs (0 = no OOD runs)
 	OutDir             string
@@ -194,11 +195,11 @@ func fileName(s string) string {
 
 func (g *Grid) pretrain(v Variant, d *train.Data, path string) error {
 	cfg := v.Arch
-	p, cfg, err := train.NewPretrainer(cfg, 0, g.Batch*2, g.Threads, 0.1)
+	o := train.DefaultPretrain()
+	p, cfg, err := train.NewPretrainer(cfg, 0, o.Batch, g.Threads, 0.1)
 	if err != nil {
 		return err
 	}
-	o := train.DefaultPretrain()
 	o.Steps = g.PretrainSteps
 	o.Threads, o.Seed = g.Threads, 0
 	o.LogPath = strings.TrimSuffix(path, ".safetensors") + ".log.jsonl"
@@ -262,6 +263,9 @@ func (g *Grid) finetune(v Variant, initPath, loss string, fraction float64, seed
 	}
 	o := train.DefaultFinetune()
 	o.Epochs, o.WarmupEpochs, o.Batch = g.Epochs, float64(g.Epochs)/6, g.Batch
+	if g.BLR > 0 {
+		o.BLR = g.BLR
+	}
 	o.Loss, o.Fraction, o.Seed, o.Threads = loss, fraction, seed, g.Threads
 	o.LogPath = filepath.Join(g.OutDir, name+".log.jsonl")
 	fr, err := train.Finetune(net, tr, va, o)
@@ -441,8 +445,8 @@ func (s Summary) String() string {
 func (r *Result) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Ablation: %s\n\n", r.Grid.Train)
-	fmt.Fprintf(&b, "Fine-tuning %d epochs, batch %d, seeds %v; pre-training %d steps on %v; test set %s. Mean ± sample std over seeds.\n\n",
-		r.Grid.Epochs, r.Grid.Batch, r.Grid.Seeds, r.Grid.PretrainSteps, r.Grid.PretrainData, r.Grid.Test)
+	fmt.Fprintf(&b, "Fine-tuning %d epochs, batch %d, blr %g, seeds %v; pre-training %d steps on %v; test set %s. Mean ± sample std over seeds.\n\n",
+		r.Grid.Epochs, r.Grid.Batch, r.Grid.blr(), r.Grid.Seeds, r.Grid.PretrainSteps, r.Grid.PretrainData, r.Grid.Test)
 	b.WriteString("| variant | loss | fraction | seeds | val macro-F1 | test accuracy | test macro-F1 | test weighted-F1 | ECE | ECE (T) |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	type key struct {
 		v, l string
@@ -511,7 +515,7 @@ func (r *Result) WriteJSON(w io.Writer) error {
 		Grid map[string]any `json:"grid"`
 	}{r, map[string]any{"train": r.Grid.Train, "valid": r.Grid.Valid, "test": r.Grid.Test, "pretrain_data": r.Grid.PretrainData,
 		"pretrain_steps": r.Grid.PretrainSteps, "losses": r.Grid.Losses, "fractions": r.Grid.Fractions, "seeds": r.Grid.Seeds,
-		"epochs": r.Grid.Epochs, "batch": r.Grid.Batch, "threads": r.Grid.Threads, "hold_out": r.Grid.HoldOut}}
+		"epochs": r.Grid.Epochs, "batch": r.Grid.Batch, "blr": r.Grid.blr(), "threads": r.Grid.Threads, "hold_out": r.Grid.HoldOut}}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err
@@ -530,3 +534,11 @@ func reprOf(d *train.Data) checkpoint.ReprMeta {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// blr is the fine-tuning base learning rate in effect.
+func (g *Grid) blr() float64 {
+	if g.BLR > 0 {
+		return g.BLR
+	}
+	return train.DefaultFinetune().BLR
+}
