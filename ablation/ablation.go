@@ -11,8 +11,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/netmamba/netmamba/checkpoint"
@@ -23,8 +25,8 @@ import (
 
 // Variant is one model family of the grid.
 type Variant struct {
-	Name string      // e.g. "NetMamba", "NetMamba+", "NetTrans"
-	Arch arch.Config // Arch and Modalities (other fields: official defaults)
+	Name string      `json:"name"` // e.g. "NetMamba", "NetMamba+", "NetTrans"
+	Arch arch.Config `json:"arch"` // Arch and Modalities (other fields: official defaults)
 }
 
 // DefaultVariants are the three families of the NetMamba+ paper's comparison.
@@ -48,10 +50,14 @@ type Grid struct {
 	Epochs             int
 	Batch              int     // fine-tuning batch (pre-training uses the official 128)
 	BLR                float64 // fine-tuning base learning rate, lr = BLR·Batch/256 (0: the official 2e-3)
-	Threads            int
-	HoldOut            int // classes held out for the OOD runs (0 = no OOD runs)
-	OutDir             string
-	Log                io.Writer // progress lines (nil: none)
+	Threads            int     // worker threads in all (0 = all CPUs); pre-training uses them all
+	// Jobs is how many fine-tuning runs go at once (0 or 1: one after the
+	// other); each then gets Threads/Jobs threads (at least 1). Results
+	// equal those of a one-by-one ablation with that per-run thread count.
+	Jobs    int
+	HoldOut int // classes held out for the OOD runs (0 = no OOD runs)
+	OutDir  string
+	Log     io.Writer // progress lines (nil: none); written one whole line at a time
 }
 
 // Run is one fine-tuning run's result.
@@ -67,7 +73,8 @@ type Run struct {
 	ECE        float64  `json:"test_ece"`
 	ECECal     float64  `json:"test_ece_calibrated"`
 	Temp       float64  `json:"temperature"`
-	Seconds    float64  `json:"seconds"`
+	Seconds    float64  `json:"seconds"`           // wall time of the run (training and scoring)
+	Threads    int      `json:"threads,omitempty"` // worker threads of the run (0: all CPUs, or not recorded)
 	Model      string   `json:"model"`
 	HeldOut    []string `json:"held_out,omitempty"`
 	// OOD scores (runs with held-out classes only): confidence kind → AUROC / FPR95.
@@ -82,39 +89,118 @@ type Summary struct {
 
 // Result is everything an ablation produced.
 type Result struct {
-	Grid         Grid               `json:"-"`
-	Runs         []Run              `json:"runs"`
-	OODRuns      []Run              `json:"ood_runs,omitempty"`
-	PretrainSecs map[string]float64 `json:"pretrain_seconds"`
-	TotalSecs    float64            `json:"total_seconds"`
-	Best         string             `json:"best"` // variant/loss picked on validation for phase 2
+	Grid    Grid  `json:"-"`
+	Runs    []Run `json:"runs"`
+	OODRuns []Run `json:"ood_runs,omitempty"`
+	// PretrainSecs is each variant's pre-training wall time in seconds,
+	// also for checkpoints reused from an earlier invocation (Pretrain has
+	// the details; a variant whose cost is unknown is absent).
+	PretrainSecs map[string]float64      `json:"pretrain_seconds"`
+	Pretrain     map[string]PretrainCost `json:"pretrain,omitempty"`
+	TotalSecs    float64                 `json:"total_seconds"`         // wall time of this invocation
+	CPUSecs      float64                 `json:"cpu_seconds,omitempty"` // user+system CPU time of this invocation (0: unknown)
+	Best         string                  `json:"best"`                  // variant/loss picked on validation for phase 2
 }
 
-func (g *Grid) logf(format string, a ...any) {
-	if g.Log != nil {
-		fmt.Fprintf(g.Log, "%s ablation: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
+// runner is one Execute: the grid, its loaded data and the log.
+type runner struct {
+	g                     *Grid
+	trainD, validD, testD *train.Data
+	pre                   map[string]string // variant → pre-trained checkpoint ("" = from scratch)
+	threads               int               // per fine-tuning run
+	logMu                 sync.Mutex        // one log line at a time from concurrent runs
+}
+
+func (r *runner) logf(format string, a ...any) {
+	if r.g.Log == nil {
+		return
 	}
+	line := fmt.Sprintf("%s ablation: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	io.WriteString(r.g.Log, line) // progress only: a failed write must not stop the grid
+}
+
+// RunThreads is the thread count of each fine-tuning run: Threads/Jobs (at
+// least 1) with Jobs > 1, else Threads (0 = all CPUs).
+func (g *Grid) RunThreads() int {
+	if g.Jobs <= 1 {
+		return g.Threads
+	}
+	total := g.Threads
+	if total <= 0 {
+		total = runtime.GOMAXPROCS(0)
+	}
+	return max(1, total/g.Jobs)
+}
+
+// validate rejects a grid that cannot run, before any work is done.
+func (g *Grid) validate() error {
+	switch {
+	case g.Train == "" || g.Valid == "" || g.Test == "":
+		return fmt.Errorf("ablation: the train, valid and test datasets are required")
+	case g.OutDir == "":
+		return fmt.Errorf("ablation: no output directory")
+	case len(g.Variants) == 0:
+		return fmt.Errorf("ablation: no variants")
+	case len(g.Losses) == 0:
+		return fmt.Errorf("ablation: no losses")
+	case len(g.Seeds) == 0:
+		return fmt.Errorf("ablation: no seeds")
+	case g.Epochs <= 0:
+		return fmt.Errorf("ablation: epochs must be > 0, got %d", g.Epochs)
+	case g.Batch <= 0:
+		return fmt.Errorf("ablation: batch must be > 0, got %d", g.Batch)
+	case g.Jobs < 0:
+		return fmt.Errorf("ablation: jobs must be >= 0, got %d", g.Jobs)
+	case g.HoldOut < 0:
+		return fmt.Errorf("ablation: hold-out must be >= 0, got %d", g.HoldOut)
+	}
+	names := map[string]bool{}
+	for _, v := range g.Variants {
+		if names[fileName(v.Name)] {
+			return fmt.Errorf("ablation: variant %q twice (or two variants with the same file name)", v.Name)
+		}
+		names[fileName(v.Name)] = true
+	}
+	for _, l := range g.Losses {
+		if l != "ce" && l != "lda" {
+			return fmt.Errorf("ablation: unknown loss %q (want ce or lda)", l)
+		}
+	}
+	for _, f := range g.Fractions {
+		if !(f > 0 && f <= 1) {
+			return fmt.Errorf("ablation: fraction %g outside (0, 1]", f)
+		}
+	}
+	return nil
 }
 
 // Execute runs the grid: pre-train each variant once (seed 0, the same step
 // budget), fine-tune every variant × loss × seed on all training data,
 // pick the best variant+loss by mean validation macro-F1, fine-tune it at
-// the other fractions, and run OOD with HoldOut classes excluded.
+// the other fractions, and run OOD with HoldOut classes excluded. Up to
+// Jobs fine-tuning runs go at once; phase 2 waits for phase 1 (it needs
+// the best variant), the OOD runs go alongside phase 2. Finished runs
+// (DIR/*.result.json) and pre-trained checkpoints are reused.
 func (g *Grid) Execute() (*Result, error) {
 	start := time.Now()
+	cpu0, cpuOK := processCPUTime()
+	if err := g.validate(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(g.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("ablation: %w", err)
 	}
-	trainD, err := train.LoadData(g.Train)
-	if err != nil {
+	r := &runner{g: g, pre: map[string]string{}, threads: g.RunThreads()}
+	var err error
+	if r.trainD, err = train.LoadData(g.Train); err != nil {
 		return nil, err
 	}
-	validD, err := train.LoadData(g.Valid)
-	if err != nil {
+	if r.validD, err = train.LoadData(g.Valid); err != nil {
 		return nil, err
 	}
-	testD, err := train.LoadData(g.Test)
-	if err != nil {
+	if r.testD, err = train.LoadData(g.Test); err != nil {
 		return nil, err
 	}
 	var preD *train.Data
@@ -123,82 +209,172 @@ func (g *Grid) Execute() (*Result, error) {
 			return nil, err
 		}
 	}
-	res := &Result{Grid: *g, PretrainSecs: map[string]float64{}}
-	pre := map[string]string{}
+	var held []string
+	if g.HoldOut > 0 {
+		held = pickHeldOut(r.testD, g.HoldOut)
+		if len(r.trainD.Classes)-len(held) < 2 {
+			return nil, fmt.Errorf("ablation: holding out %d of %d classes leaves fewer than 2 to train on", len(held), len(r.trainD.Classes))
+		}
+	}
+	res := &Result{Grid: *g, PretrainSecs: map[string]float64{}, Pretrain: map[string]PretrainCost{}}
+	// Pre-training runs one variant at a time on all Threads.
 	for _, v := range g.Variants {
 		if preD == nil {
 			break
 		}
 		path := filepath.Join(g.OutDir, fileName(v.Name)+"-pretrain.safetensors")
-		t0 := time.Now()
 		if _, err := os.Stat(path); err == nil {
-			pre[v.Name] = path
-			g.logf("pre-trained %s: reusing %s", v.Name, path)
+			r.pre[v.Name] = path
+			cost, err := readPretrainCost(path)
+			if err != nil {
+				return nil, err
+			}
+			if cost != nil && cost.Source == "log" && cost.Batch == 0 && cost.Seconds > 0 {
+				// The log has no batch size: it is the one this grid pre-trains with.
+				cost.Batch = min(train.DefaultPretrain().Batch, preD.N)
+				cost.FlowsPerSec = float64(cost.RunSteps*cost.Batch) / cost.Seconds
+			}
+			if cost != nil {
+				res.Pretrain[v.Name], res.PretrainSecs[v.Name] = *cost, cost.Seconds
+				r.logf("pre-trained %s: reusing %s (cost %.1f s, %s)", v.Name, path, cost.Seconds, cost.Source)
+			} else {
+				r.logf("pre-trained %s: reusing %s (cost unknown)", v.Name, path)
+			}
 			continue
 		}
-		if err := g.pretrain(v, preD, path); err != nil {
+		r.logf("pre-training %s: %d steps, threads %s", v.Name, g.PretrainSteps, threadsString(g.Threads))
+		cost, err := g.pretrain(v, preD, path)
+		if err != nil {
 			return nil, fmt.Errorf("ablation: pre-training %s: %w", v.Name, err)
 		}
-		res.PretrainSecs[v.Name] = time.Since(t0).Seconds()
-		pre[v.Name] = path
-		g.logf("pre-trained %s in %.0f s", v.Name, res.PretrainSecs[v.Name])
+		res.Pretrain[v.Name], res.PretrainSecs[v.Name] = *cost, cost.Seconds
+		r.pre[v.Name] = path
+		r.logf("pre-trained %s in %.1f s (%.1f flows/s)", v.Name, cost.Seconds, cost.FlowsPerSec)
 	}
+	// Phase 1: every variant × loss × seed on all training data.
+	var phase1 []job
 	for _, v := range g.Variants {
 		for _, loss := range g.Losses {
 			for _, seed := range g.Seeds {
-				r, err := g.finetune(v, pre[v.Name], loss, 1, seed, trainD, validD, testD, nil)
-				if err != nil {
-					return nil, err
-				}
-				res.Runs = append(res.Runs, *r)
+				phase1 = append(phase1, job{v: v, loss: loss, fraction: 1, seed: seed})
 			}
 		}
 	}
-	best := pickBest(res.Runs)
-	res.Best = best
+	runs, err := r.runAll(phase1, "phase 1")
+	if err != nil {
+		return nil, err
+	}
+	res.Runs = runs
+	res.Best = pickBest(res.Runs)
+	// Phase 2 (the best at the other fractions) and the OOD runs.
+	var phase2 []job
 	for _, f := range g.Fractions {
 		if f >= 1 {
 			continue
 		}
 		for _, v := range g.Variants {
 			for _, loss := range g.Losses {
-				if v.Name+"/"+loss != best {
+				if v.Name+"/"+loss != res.Best {
 					continue
 				}
 				for _, seed := range g.Seeds {
-					r, err := g.finetune(v, pre[v.Name], loss, f, seed, trainD, validD, testD, nil)
-					if err != nil {
-						return nil, err
-					}
-					res.Runs = append(res.Runs, *r)
+					phase2 = append(phase2, job{v: v, loss: loss, fraction: f, seed: seed})
 				}
 			}
 		}
 	}
-	if g.HoldOut > 0 {
-		held := pickHeldOut(testD, g.HoldOut)
-		for _, v := range g.Variants {
-			r, err := g.finetune(v, pre[v.Name], "ce", 1, g.Seeds[0], trainD, validD, testD, held)
-			if err != nil {
-				return nil, err
-			}
-			res.OODRuns = append(res.OODRuns, *r)
+	n2 := len(phase2)
+	for _, v := range g.Variants {
+		if len(held) > 0 {
+			phase2 = append(phase2, job{v: v, loss: "ce", fraction: 1, seed: g.Seeds[0], held: held})
 		}
 	}
+	if len(phase2) > 0 {
+		r.logf("best on validation: %s", res.Best)
+	}
+	runs, err = r.runAll(phase2, "phase 2 + OOD")
+	if err != nil {
+		return nil, err
+	}
+	res.Runs = append(res.Runs, runs[:n2]...)
+	res.OODRuns = runs[n2:]
 	res.TotalSecs = time.Since(start).Seconds()
+	if cpu1, ok := processCPUTime(); ok && cpuOK {
+		res.CPUSecs = (cpu1 - cpu0).Seconds()
+	}
 	return res, nil
+}
+
+// job is one fine-tuning run of the grid.
+type job struct {
+	v        Variant
+	loss     string
+	fraction float64
+	seed     uint64
+	held     []string // OOD runs: the held-out classes
+}
+
+// runAll runs js on up to Jobs workers and returns their results in the
+// order of js. After a failure no new run starts; the first error (in the
+// order of js) is returned once the runs under way have finished.
+func (r *runner) runAll(js []job, phase string) ([]Run, error) {
+	if len(js) == 0 {
+		return nil, nil
+	}
+	workers := min(max(r.g.Jobs, 1), len(js))
+	if workers > 1 {
+		r.logf("%s: %d runs, %d at once, threads %d each", phase, len(js), workers, r.threads)
+	}
+	out := make([]Run, len(js))
+	errs := make([]error, len(js))
+	next := make(chan int)
+	var failed sync.Once
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				run, err := r.finetune(js[i], fmt.Sprintf("%d/%d", i+1, len(js)))
+				if err != nil {
+					errs[i] = err
+					failed.Do(func() { close(stop) })
+					continue
+				}
+				out[i] = *run
+			}
+		})
+	}
+feed:
+	for i := range js {
+		select {
+		case next <- i:
+		case <-stop:
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func fileName(s string) string {
 	return strings.NewReplacer("+", "plus", "/", "-", " ", "_").Replace(strings.ToLower(s))
 }
 
-func (g *Grid) pretrain(v Variant, d *train.Data, path string) error {
+// pretrain pre-trains v on d, writes the checkpoint to path and its cost
+// beside it, and returns the cost.
+func (g *Grid) pretrain(v Variant, d *train.Data, path string) (*PretrainCost, error) {
+	t0 := time.Now()
 	cfg := v.Arch
 	o := train.DefaultPretrain()
 	p, cfg, err := train.NewPretrainer(cfg, 0, o.Batch, g.Threads, 0.1)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	o.Steps = g.PretrainSteps
 	o.Threads, o.Seed = g.Threads, 0
@@ -208,17 +384,36 @@ func (g *Grid) pretrain(v Variant, d *train.Data, path string) error {
 	if _, err := os.Stat(o.StatePath); err == nil {
 		o.Resume = true // an interrupted ablation continues its pre-training
 	}
-	if _, err := train.Pretrain(p, d, o); err != nil {
-		return err
+	pr, err := train.Pretrain(p, d, o)
+	if err != nil {
+		return nil, err
 	}
 	meta := &checkpoint.Meta{FormatVersion: checkpoint.FormatVersion, Config: &cfg, Repr: reprOf(d),
 		Prov: checkpoint.ProvMeta{Data: strings.Join(g.PretrainData, ","), Seed: ptr(int64(0)), Command: "ablate pretrain " + v.Name}}
-	return checkpoint.WriteSafetensors(path, &checkpoint.File{Tensors: train.ParamTensors(p.Params()), Metadata: meta.Map()}, checkpoint.WriteOptions{})
+	if err := checkpoint.WriteSafetensors(path, &checkpoint.File{Tensors: train.ParamTensors(p.Params()), Metadata: meta.Map()}, checkpoint.WriteOptions{}); err != nil {
+		return nil, err
+	}
+	secs := time.Since(t0).Seconds()
+	batch := min(o.Batch, d.N)
+	cost := &PretrainCost{Seconds: secs, Steps: pr.Steps, RunSteps: pr.RunSteps, Batch: batch, Threads: g.Threads,
+		FinalLoss: pr.FinalLoss, Source: "measured"}
+	if secs > 0 {
+		cost.FlowsPerSec = float64(pr.RunSteps*batch) / secs
+	}
+	if err := writePretrainCost(path, cost); err != nil {
+		return nil, err
+	}
+	return cost, nil
 }
 
 // finetune runs one fine-tuning and scores it on the test set (and, with
 // held-out classes, their test flows as OOD).
-func (g *Grid) finetune(v Variant, initPath, loss string, fraction float64, seed uint64, trainD, validD, testD *train.Data, held []string) (*Run, error) {
+// progress ("3/17") numbers it in the log.
+func (r *runner) finetune(j job, progress string) (*Run, error) {
+	g := r.g
+	v, loss, fraction, seed, held := j.v, j.loss, j.fraction, j.seed, j.held
+	trainD, validD, testD := r.trainD, r.validD, r.testD
+	initPath := r.pre[v.Name]
 	t0 := time.Now()
 	tr, va, te, ood := trainD, validD, testD, (*train.Data)(nil)
 	if len(held) > 0 {
@@ -239,16 +434,17 @@ func (g *Grid) finetune(v Variant, initPath, loss string, fraction float64, seed
 	}
 	resultPath := filepath.Join(g.OutDir, name+".result.json")
 	if b, err := os.ReadFile(resultPath); err == nil {
-		var r Run
-		if err := json.Unmarshal(b, &r); err != nil {
+		var run Run
+		if err := json.Unmarshal(b, &run); err != nil {
 			return nil, fmt.Errorf("ablation: %s: %w", resultPath, err)
 		}
-		g.logf("%s: reusing %s", name, resultPath)
-		return &r, nil
+		r.logf("[%s] %s: reusing %s", progress, name, resultPath)
+		return &run, nil
 	}
+	r.logf("[%s] %s: fine-tuning (threads %s)", progress, name, threadsString(r.threads))
 	cfg := v.Arch
 	cfg.NumClasses = len(tr.Classes)
-	net, cfg, err := train.NewClassifier(cfg, seed, g.Batch, g.Threads, 0.1)
+	net, cfg, err := train.NewClassifier(cfg, seed, g.Batch, r.threads, 0.1)
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +462,7 @@ func (g *Grid) finetune(v Variant, initPath, loss string, fraction float64, seed
 	if g.BLR > 0 {
 		o.BLR = g.BLR
 	}
-	o.Loss, o.Fraction, o.Seed, o.Threads = loss, fraction, seed, g.Threads
+	o.Loss, o.Fraction, o.Seed, o.Threads = loss, fraction, seed, r.threads
 	o.LogPath = filepath.Join(g.OutDir, name+".log.jsonl")
 	fr, err := train.Finetune(net, tr, va, o)
 	if err != nil {
@@ -297,24 +493,24 @@ func (g *Grid) finetune(v Variant, initPath, loss string, fraction float64, seed
 	if err != nil {
 		return nil, err
 	}
-	r := &Run{Variant: v.Name, Loss: loss, Fraction: fraction, Seed: seed, ValMacroF1: fr.BestScore,
+	run := &Run{Variant: v.Name, Loss: loss, Fraction: fraction, Seed: seed, ValMacroF1: fr.BestScore,
 		Accuracy: rep.Accuracy, MacroF1: rep.MacroF1, WeightedF1: rep.WeightedF1, Model: modelPath,
-		Seconds: time.Since(t0).Seconds(), HeldOut: held}
+		Seconds: time.Since(t0).Seconds(), Threads: r.threads, HeldOut: held}
 	if rep.ECE != nil {
-		r.ECE = *rep.ECE
+		run.ECE = *rep.ECE
 	}
 	if rep.ECECalibrated != nil {
-		r.ECECal, r.Temp = *rep.ECECalibrated, *rep.Temperature
+		run.ECECal, run.Temp = *rep.ECECalibrated, *rep.Temperature
 	}
 	if rep.OOD != nil {
-		r.OOD = map[string][2]float64{}
+		run.OOD = map[string][2]float64{}
 		for _, k := range eval.ConfidenceKinds() {
 			s := rep.OOD.Scores(k)
-			r.OOD[string(k)] = [2]float64{s.AUROC, s.FPR95}
+			run.OOD[string(k)] = [2]float64{s.AUROC, s.FPR95}
 		}
 	}
-	g.logf("%s: val macro-F1 %.3f, test acc %.3f macro-F1 %.3f weighted-F1 %.3f (%.0f s)", name, r.ValMacroF1, r.Accuracy, r.MacroF1, r.WeightedF1, r.Seconds)
-	b, err := json.Marshal(r)
+	r.logf("[%s] %s: val macro-F1 %.3f, test acc %.3f macro-F1 %.3f weighted-F1 %.3f (%.1f s)", progress, name, run.ValMacroF1, run.Accuracy, run.MacroF1, run.WeightedF1, run.Seconds)
+	b, err := json.Marshal(run)
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +522,7 @@ func (g *Grid) finetune(v Variant, initPath, loss string, fraction float64, seed
 	if err := os.Rename(resultPath+".tmp", resultPath); err != nil {
 		return nil, fmt.Errorf("ablation: %w", err)
 	}
-	return r, nil
+	return run, nil
 }
 
 // exclude splits d into the flows of kept classes (relabelled) and those of held classes.
@@ -492,18 +688,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %s | %.3f | %s | %s | %s | %s |\n", run.Variant, run.MacroF1, cell("max_logit"), cell("max_prob"), cell("energy"), cell("neg_entropy"))
 		}
 	}
-	fmt.Fprintf(&b, "\nCost: %.0f s in all", r.TotalSecs)
-	if len(r.PretrainSecs) > 0 {
-		var ks []string
-		for k := range r.PretrainSecs {
-			ks = append(ks, k)
-		}
-		sort.Strings(ks)
-		for _, k := range ks {
-			fmt.Fprintf(&b, "; pre-training %s %.0f s", k, r.PretrainSecs[k])
-		}
-	}
-	b.WriteString(".\n")
+	r.writeCost(&b)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -515,7 +700,8 @@ func (r *Result) WriteJSON(w io.Writer) error {
 		Grid map[string]any `json:"grid"`
 	}{r, map[string]any{"train": r.Grid.Train, "valid": r.Grid.Valid, "test": r.Grid.Test, "pretrain_data": r.Grid.PretrainData,
 		"pretrain_steps": r.Grid.PretrainSteps, "losses": r.Grid.Losses, "fractions": r.Grid.Fractions, "seeds": r.Grid.Seeds,
-		"epochs": r.Grid.Epochs, "batch": r.Grid.Batch, "blr": r.Grid.blr(), "threads": r.Grid.Threads, "hold_out": r.Grid.HoldOut}}
+		"epochs": r.Grid.Epochs, "batch": r.Grid.Batch, "blr": r.Grid.blr(), "threads": r.Grid.Threads, "hold_out": r.Grid.HoldOut,
+		"jobs": max(r.Grid.Jobs, 1), "run_threads": r.Grid.RunThreads(), "variants": r.Grid.Variants}}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err
@@ -534,6 +720,14 @@ func reprOf(d *train.Data) checkpoint.ReprMeta {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// threadsString renders a thread count (0 = all CPUs).
+func threadsString(n int) string {
+	if n <= 0 {
+		return "all"
+	}
+	return fmt.Sprint(n)
+}
 
 // blr is the fine-tuning base learning rate in effect.
 func (g *Grid) blr() float64 {

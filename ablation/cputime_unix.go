@@ -1,0 +1,17 @@
+//go:build unix
+
+package ablation
+
+import (
+	"syscall"
+	"time"
+)
+
+// processCPUTime is the user+system CPU time of this process so far.
+func processCPUTime() (time.Duration, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
