@@ -77,6 +77,10 @@ type Run struct {
 	Threads    int      `json:"threads,omitempty"` // worker threads of the run (0: all CPUs, or not recorded)
 	Model      string   `json:"model"`
 	HeldOut    []string `json:"held_out,omitempty"`
+	// Settings are the run's training settings (architecture, datasets,
+	// epochs, batch, blr, pre-training); a result is reused only when they
+	// are unchanged.
+	Settings string `json:"settings,omitempty"`
 	// OOD scores (runs with held-out classes only): confidence kind → AUROC / FPR95.
 	OOD map[string][2]float64 `json:"ood,omitempty"`
 }
@@ -433,10 +437,15 @@ func (r *runner) finetune(j job, progress string) (*Run, error) {
 		name += "-ood"
 	}
 	resultPath := filepath.Join(g.OutDir, name+".result.json")
+	settings := g.runSettings(v, initPath)
 	if b, err := os.ReadFile(resultPath); err == nil {
 		var run Run
 		if err := json.Unmarshal(b, &run); err != nil {
 			return nil, fmt.Errorf("ablation: %s: %w", resultPath, err)
+		}
+		if run.Settings != settings {
+			return nil, fmt.Errorf("ablation: %s was written with other settings (remove it or use another -o):\n  saved: %s\n  now:   %s",
+				resultPath, run.Settings, settings)
 		}
 		r.logf("[%s] %s: reusing %s", progress, name, resultPath)
 		return &run, nil
@@ -495,7 +504,7 @@ func (r *runner) finetune(j job, progress string) (*Run, error) {
 	}
 	run := &Run{Variant: v.Name, Loss: loss, Fraction: fraction, Seed: seed, ValMacroF1: fr.BestScore,
 		Accuracy: rep.Accuracy, MacroF1: rep.MacroF1, WeightedF1: rep.WeightedF1, Model: modelPath,
-		Seconds: time.Since(t0).Seconds(), Threads: r.threads, HeldOut: held}
+		Seconds: time.Since(t0).Seconds(), Threads: r.threads, HeldOut: held, Settings: settings}
 	if rep.ECE != nil {
 		run.ECE = *rep.ECE
 	}
@@ -735,4 +744,19 @@ func (g *Grid) blr() float64 {
 		return g.BLR
 	}
 	return train.DefaultFinetune().BLR
+}
+
+// runSettings renders what a fine-tuning run's outcome depends on besides its
+// variant name, loss, fraction and seed (which name its files).
+func (g *Grid) runSettings(v Variant, initPath string) string {
+	b, _ := json.Marshal(struct {
+		Arch                   arch.Config
+		Train, Valid, Test     string
+		Epochs, Batch          int
+		BLR                    float64
+		PretrainData           []string
+		PretrainSteps, HoldOut int
+		Init                   string
+	}{v.Arch, g.Train, g.Valid, g.Test, g.Epochs, g.Batch, g.blr(), g.PretrainData, g.PretrainSteps, g.HoldOut, filepath.Base(initPath)})
+	return string(b)
 }

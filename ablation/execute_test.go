@@ -357,6 +357,14 @@ func TestExecuteTinyGrid(t *testing.T) {
 	if a, b := strip(res.OODRuns), strip(res3.OODRuns); !reflect.DeepEqual(a, b) {
 		t.Errorf("--jobs 2 and --jobs 1 OOD runs differ:\n%+v\n%+v", a, b)
 	}
+
+	// Changed settings never reuse a stale result.
+	other := g
+	other.Epochs++
+	other.Log = nil
+	if _, err := other.Execute(); err == nil || !strings.Contains(err.Error(), "other settings") {
+		t.Errorf("Execute with other epochs over the same directory: err = %v, want a settings mismatch", err)
+	}
 }
 
 // dirMtimes maps each file of dir to its size and modification time.
