@@ -22,6 +22,7 @@ package classify
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/netmamba/netmamba/filter"
+	"github.com/netmamba/netmamba/flow"
 	"github.com/netmamba/netmamba/model"
 	"github.com/netmamba/netmamba/model/arch"
 	"github.com/netmamba/netmamba/repr"
@@ -79,6 +81,11 @@ type Options struct {
 	// EmitEarly also emits a non-final result as soon as a flow is
 	// classified (live dashboards); the final result follows at its end.
 	EmitEarly bool
+	// WorkerSetup, if set, is called once at the start of each classifier
+	// worker, on the OS thread the worker is locked to for its lifetime
+	// (runtime.LockOSThread): live capture lowers that thread's scheduling
+	// priority there, so that the model never starves capture.
+	WorkerSetup func()
 }
 
 // DefaultEarly is the number of packets a model reads: 20 (its sequence
@@ -111,7 +118,19 @@ type Pipeline struct {
 	done    counters // folded counters of closed ingests
 	closed  bool
 
+	// builders recycles the per-flow representation builders (about
+	// 1.9 KB each): a flow holds one only until it is classified or shed.
+	builders sync.Pool
+	epoch    time.Time // origin of job.start (monotonic clock)
+
+	// Drain: once started, a full queue blocks until expired is closed;
+	// after that flows are shed (and counted in shedAtShutdown).
+	drainOnce   sync.Once
+	expired     chan struct{}
+	expiredFlag atomic.Bool
+
 	classified, shed, unknown, errors, batches, streamed, streamFallback atomic.Uint64
+	shedAtShutdown                                                       atomic.Uint64
 	queueHigh                                                            atomic.Int64
 	block                                                                atomic.Bool // a full queue blocks the producer (Options.Block, SetBlocking)
 	lat                                                                  latencyRing
@@ -148,7 +167,8 @@ func New(nets []train.Classifier, opts Options) (*Pipeline, error) {
 	if opts.QueueLen <= 0 {
 		opts.QueueLen = 8 * opts.MaxBatch * max(len(nets), 1)
 	}
-	p := &Pipeline{opts: opts, nets: nets, ingests: map[*Ingest]struct{}{}}
+	p := &Pipeline{opts: opts, nets: nets, ingests: map[*Ingest]struct{}{}, epoch: time.Now(), expired: make(chan struct{})}
+	p.builders.New = func() any { return new(repr.Builder) }
 	if len(nets) > 0 {
 		p.nclass = nets[0].NumClasses()
 		for i, n := range nets {
@@ -198,9 +218,38 @@ func firstNet(nets []train.Classifier) train.Classifier {
 }
 
 // SetBlocking switches between shedding (false) and waiting (true) when the
-// classifier queue is full; live capture switches to waiting at shutdown so
-// that the flows flushed then are classified rather than shed.
+// classifier queue is full, with no time limit; live capture uses Drain at
+// shutdown instead, which waits for at most a timeout.
 func (p *Pipeline) SetBlocking(b bool) { p.block.Store(b) }
+
+// Drain bounds the shutdown: from now on a full classifier queue makes
+// the producer wait (flows flushed at shutdown are classified rather than
+// shed) but only until timeout has passed; after that, flows still to be
+// classified — those being flushed and those waiting in the queue — are
+// shed: reported with Shed set and counted in Stats.Shed and
+// Stats.ShedAtShutdown, never missing. A timeout <= 0 sheds at once.
+// Later calls do nothing.
+func (p *Pipeline) Drain(timeout time.Duration) {
+	p.drainOnce.Do(func() {
+		p.block.Store(true)
+		expire := func() {
+			p.expiredFlag.Store(true)
+			close(p.expired)
+		}
+		if timeout <= 0 {
+			expire()
+			return
+		}
+		time.AfterFunc(timeout, expire)
+	})
+}
+
+// getBuilder takes a zeroed representation builder from the pool.
+func (p *Pipeline) getBuilder() *repr.Builder {
+	b := p.builders.Get().(*repr.Builder)
+	*b = repr.Builder{}
+	return b
+}
 
 // Options returns the effective options (defaults filled in).
 func (p *Pipeline) Options() Options { return p.opts }
@@ -219,15 +268,37 @@ func (p *Pipeline) Close() {
 	p.workers.Wait()
 }
 
-// job is one flow's classification: its representation, the prediction
-// and the flow's final counters, joined by state.
+// job is one flow's classification: its representation (until a worker
+// has copied it), the prediction and the flow's final counters, joined by
+// state. It is what a classified flow keeps until it ends (about 300
+// bytes, plus its top-k list), so it holds no copy of the byte view.
 type job struct {
 	in    *Ingest
-	view  repr.View
-	res   Result    // Key/Stats: snapshot at classification; prediction fields
-	final Result    // Key/Stats/End of the ended flow
-	start time.Time // when queued (monotonic)
+	b     *repr.Builder // the flow's representation, returned to the pool once copied (nil after)
+	res   Result        // Key/Stats: snapshot at classification; prediction fields
+	final flow.Stats    // counters of the ended flow
+	start int64         // when queued, ns since Pipeline.epoch (monotonic)
+	end   flow.EndReason
 	state atomic.Uint32
+}
+
+// release returns j's representation builder to the pool.
+func (p *Pipeline) release(j *job) {
+	if j.b != nil {
+		p.builders.Put(j.b)
+		j.b = nil
+	}
+}
+
+// shedJob reports j unclassified because of overload or shutdown.
+func (p *Pipeline) shedJob(j *job) {
+	p.release(j)
+	p.shed.Add(1)
+	if p.expiredFlag.Load() {
+		p.shedAtShutdown.Add(1)
+	}
+	j.setUnclassified(true)
+	p.complete(j)
 }
 
 const (
@@ -238,20 +309,28 @@ const (
 // enqueue queues j for a classifier, or sheds it when the queue is full.
 func (p *Pipeline) enqueue(j *job) {
 	if len(p.nets) == 0 {
+		p.release(j)
 		j.setUnclassified(false)
 		p.complete(j)
 		return
 	}
-	j.start = time.Now()
-	if p.block.Load() {
-		p.jobs <- j
-	} else {
+	j.start = int64(time.Since(p.epoch))
+	switch {
+	case p.expiredFlag.Load():
+		p.shedJob(j)
+		return
+	case p.block.Load():
+		select {
+		case p.jobs <- j:
+		case <-p.expired:
+			p.shedJob(j)
+			return
+		}
+	default:
 		select {
 		case p.jobs <- j:
 		default:
-			p.shed.Add(1)
-			j.setUnclassified(true)
-			p.complete(j)
+			p.shedJob(j)
 			return
 		}
 	}
@@ -284,6 +363,13 @@ func (p *Pipeline) complete(j *job) {
 // worker batches queued flows and classifies them.
 func (p *Pipeline) worker(net train.Classifier) {
 	defer p.workers.Done()
+	if p.opts.WorkerSetup != nil {
+		// Locked for the worker's life so that what WorkerSetup sets on
+		// the thread (its priority) applies to this worker only.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		p.opts.WorkerSetup()
+	}
 	B, C := p.opts.MaxBatch, p.nclass
 	d := &train.Data{Bytes: make([]byte, B*repr.ViewBytes), Views: make([]repr.View, B), Labels: make([]int, B)}
 	idx := make([]int, B)
@@ -342,11 +428,27 @@ func (p *Pipeline) worker(net train.Classifier) {
 		if armed {
 			timer.Stop()
 		}
+		if p.expiredFlag.Load() {
+			// shutdown deadline passed: report the batch shed, unclassified
+			for i, j := range batch {
+				p.shedJob(j)
+				batch[i] = nil
+			}
+			if !open {
+				return
+			}
+			continue
+		}
 		n := len(batch)
 		d.N = n
 		for i, j := range batch {
-			d.Views[i] = j.view
-			copy(d.Bytes[i*repr.ViewBytes:], j.view.Bytes[:])
+			if j.b != nil {
+				d.Views[i] = j.b.View
+			} else {
+				d.Views[i] = repr.View{}
+			}
+			copy(d.Bytes[i*repr.ViewBytes:], d.Views[i].Bytes[:])
+			p.release(j)
 		}
 		p.batches.Add(1)
 		err := net.Forward(&train.Data{N: n, Bytes: d.Bytes[:n*repr.ViewBytes], Views: d.Views[:n], Labels: d.Labels[:n]}, idx[:n], logits[:n*C])
@@ -359,7 +461,7 @@ func (p *Pipeline) worker(net train.Classifier) {
 				p.verdict(logits[i*C:(i+1)*C], probs, &j.res)
 				p.classified.Add(1)
 			}
-			p.lat.add(int64(end.Sub(j.start)))
+			p.lat.add(int64(end.Sub(p.epoch)) - j.start)
 			p.complete(j)
 			batch[i] = nil
 		}
@@ -442,3 +544,11 @@ func (l *latencyRing) percentiles() (p50, p99 time.Duration) {
 	slices.Sort(s)
 	return time.Duration(s[(n-1)*50/100]), time.Duration(s[(n-1)*99/100])
 }
+
+// FlowBytes bounds the heap one tracked flow costs (flow-table slot,
+// index entry, pooled representation builder, and job with its verdict),
+// the worst case being a flow not yet classified; TestFlowFootprint
+// measures it (about 2.3 KB for a pending flow, 0.6 KB for a classified
+// one) and fails if a flow costs more. Memory bounds derive flow-table
+// caps from it.
+const FlowBytes = 2560

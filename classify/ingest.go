@@ -13,9 +13,15 @@ import (
 	"github.com/netmamba/netmamba/repr"
 )
 
-// flowState is what the flow table keeps per flow.
+// flowState is what the flow table keeps per flow: three pointers. The
+// representation being built (about 1.9 KB) lives outside the table, in a
+// pooled builder that the flow holds only until it is classified (queued,
+// streamed or shed); after that the flow keeps only its job (verdict and
+// counters). Before, the builder was inline in every flow slot for the
+// flow's whole life and the job kept a second copy of the view: see
+// TestFlowFootprint for the bytes per flow.
 type flowState struct {
-	b  repr.Builder
+	b  *repr.Builder // representation until the flow is classified, nil after
 	j  *job          // set once the flow is classified or queued
 	st *model.Stream // streaming state (Options.Stream), nil otherwise
 }
@@ -115,6 +121,13 @@ func (in *Ingest) Expire(nowNs int64) {
 	in.mu.Unlock()
 }
 
+// Len is the number of flows open in the partition's table.
+func (in *Ingest) Len() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.table.Len()
+}
+
 // Flush ends every live flow (end of a file).
 func (in *Ingest) Flush() {
 	in.mu.Lock()
@@ -167,8 +180,14 @@ func (in *Ingest) ReadCapture(r *capture.Reader) error {
 
 func (in *Ingest) onPacket(f *flow.Flow[flowState], p *flow.Packet, m flow.PacketMeta) {
 	s := &f.State
+	if s.j != nil { // classified: the representation is taken
+		return
+	}
+	if s.b == nil {
+		s.b = in.p.getBuilder()
+	}
 	s.b.Add(p, m, &f.Key, &in.p.opts.Repr)
-	if in.p.streamM == nil || s.j != nil {
+	if in.p.streamM == nil {
 		return
 	}
 	if m.Index == 0 {
@@ -200,9 +219,8 @@ func (in *Ingest) onEnd(f *flow.Flow[flowState], why flow.EndReason) {
 		in.p.putStream(s.st)
 		s.st = nil
 	}
-	j.final.Key = f.Key
-	j.final.Stats = f.Stats
-	j.final.End = why.String()
+	j.final = f.Stats
+	j.end = why
 	if j.state.Or(stEnded) == stClassified {
 		in.emitFinal(j)
 	}
@@ -218,8 +236,10 @@ func (in *Ingest) classifyFlow(f *flow.Flow[flowState]) {
 	j.res.Source = in.source
 	j.res.ClassifiedAtPackets = int(f.Stats.Packets)
 	s.j = j
+	j.b, s.b = s.b, nil // the job takes the representation
 	in.pending.Add(1)
 	if s.st != nil {
+		in.p.release(j)
 		start := time.Now()
 		zero := make([]byte, repr.SlotBytes)
 		for i := int(min(f.Stats.Packets, repr.ViewPackets)); i < repr.ViewPackets; i++ {
@@ -235,14 +255,13 @@ func (in *Ingest) classifyFlow(f *flow.Flow[flowState]) {
 		in.p.complete(j)
 		return
 	}
-	j.view = s.b.View
 	in.p.enqueue(j)
 }
 
 // emitFinal emits j's final result.
 func (in *Ingest) emitFinal(j *job) {
 	r := j.res
-	r.Key, r.Stats, r.End, r.Final = j.final.Key, j.final.Stats, j.final.End, true
+	r.Stats, r.End, r.Final = j.final, j.end.String(), true
 	in.emit(&r)
 	in.pending.Done()
 }

@@ -22,12 +22,15 @@ type Stats struct {
 	LiveFlows   int    // flows in the tables now
 	Results     uint64 // results emitted (final, plus early ones with EmitEarly)
 	Classified  uint64 // flows the model classified
-	Shed        uint64 // flows not classified because the queue was full
-	Unknown     uint64 // classified flows below the unknown threshold
-	Errors      uint64 // flows not classified because the model failed
-	Evicted     uint64 // flows ended early by the flow-table cap
-	TimedOut    uint64 // flows ended by the idle or active timeout
-	Streamed    uint64 // flows classified by the recurrent stream
+	Shed        uint64 // flows not classified because the queue was full (or the shutdown drain timed out)
+	// ShedAtShutdown counts the flows of Shed that were shed because the
+	// shutdown drain (Pipeline.Drain) ran out of time.
+	ShedAtShutdown uint64
+	Unknown        uint64 // classified flows below the unknown threshold
+	Errors         uint64 // flows not classified because the model failed
+	Evicted        uint64 // flows ended early by the flow-table cap
+	TimedOut       uint64 // flows ended by the idle or active timeout
+	Streamed       uint64 // flows classified by the recurrent stream
 	// StreamFallback counts flows that found no free stream (batch path).
 	StreamFallback uint64
 	Batches        uint64 // classifier batches run
@@ -61,7 +64,7 @@ func (p *Pipeline) Stats() Stats {
 	s := Stats{
 		Packets: c.packets, Bytes: c.bytes, Filtered: c.filtered, Flows: c.table.Flows,
 		LiveFlows: live, Results: c.results,
-		Classified: p.classified.Load(), Shed: p.shed.Load(), Unknown: p.unknown.Load(),
+		Classified: p.classified.Load(), Shed: p.shed.Load(), ShedAtShutdown: p.shedAtShutdown.Load(), Unknown: p.unknown.Load(),
 		Errors: p.errors.Load(), Evicted: c.table.Ended[flow.EndEvicted],
 		TimedOut: c.table.Ended[flow.EndIdle] + c.table.Ended[flow.EndActive],
 		Streamed: p.streamed.Load(), StreamFallback: p.streamFallback.Load(),
@@ -81,8 +84,8 @@ func (p *Pipeline) Stats() Stats {
 // String is a one-paragraph summary.
 func (s Stats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d packets (%d bytes), %d flows: %d classified, %d unknown, %d shed, %d errors; %d not assigned to a flow, %d filtered; %d evicted, %d timed out; latency p50 %v p99 %v",
-		s.Packets, s.Bytes, s.Flows, s.Classified, s.Unknown, s.Shed, s.Errors, s.NotAssigned, s.Filtered,
+	fmt.Fprintf(&b, "%d packets (%d bytes), %d flows: %d classified, %d unknown, %d shed (%d at shutdown), %d errors; %d not assigned to a flow, %d filtered; %d evicted, %d timed out; latency p50 %v p99 %v",
+		s.Packets, s.Bytes, s.Flows, s.Classified, s.Unknown, s.Shed, s.ShedAtShutdown, s.Errors, s.NotAssigned, s.Filtered,
 		s.Evicted, s.TimedOut, s.LatencyP50.Round(time.Microsecond), s.LatencyP99.Round(time.Microsecond))
 	keys := make([]string, 0, len(s.Skipped))
 	for k := range s.Skipped {

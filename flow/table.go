@@ -261,6 +261,16 @@ func (t *Table[S]) newFlow(lk *Key, swapped bool, h uint64, tsNs int64) int32 {
 		t.free = t.free[:n-1]
 		clear(t.flows[slot : slot+1])
 	} else {
+		if len(t.flows) == cap(t.flows) && t.cfg.MaxFlows > 0 {
+			// Grow by doubling but never beyond the cap: the slots are
+			// most of a capped table's memory, and append's growth would
+			// reserve up to twice the cap.
+			if n := min(max(2*cap(t.flows), 256), t.cfg.MaxFlows); n > len(t.flows) {
+				grown := make([]Flow[S], len(t.flows), n) // exactly n: slices.Grow may round up past the cap
+				copy(grown, t.flows)
+				t.flows = grown
+			}
+		}
 		t.flows = append(t.flows, Flow[S]{})
 		slot = int32(len(t.flows) - 1)
 	}

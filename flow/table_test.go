@@ -148,3 +148,24 @@ func BenchmarkTableAdd(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "packets/s")
 }
+
+// TestCappedTableSlots: a capped table never reserves slots beyond its
+// cap (append's doubling would reserve up to twice the cap), and still
+// holds exactly the cap.
+func TestCappedTableSlots(t *testing.T) {
+	const maxFlows = 1000
+	tb := NewTable(Config{MaxFlows: maxFlows}, Handlers[int]{})
+	var p Packet
+	p.IPVersion, p.Proto, p.IPTotalLen = 4, 17, 60
+	for i := range 5000 {
+		p.SrcIP = [16]byte{10, 0, byte(i >> 8), byte(i)}
+		p.SrcPort = uint16(1000 + i)
+		tb.Add(&p, int64(i), 74)
+	}
+	if tb.Len() != maxFlows || tb.Stats().Ended[EndEvicted] != 5000-maxFlows {
+		t.Fatalf("%d live, %d evicted; want %d and %d", tb.Len(), tb.Stats().Ended[EndEvicted], maxFlows, 5000-maxFlows)
+	}
+	if c := cap(tb.flows); c != maxFlows {
+		t.Fatalf("%d slots reserved for a cap of %d", c, maxFlows)
+	}
+}

@@ -97,3 +97,51 @@ func TestCaptureCPUTime(t *testing.T) {
 	}
 	t.Logf("work %v; capture CPU %v during Run, %v after; process %v", cost, during, after, proc)
 }
+
+// TestLowerThreadPriority: the calling (locked) thread's nice value rises
+// by the delta, and another thread of the process keeps its own.
+func TestLowerThreadPriority(t *testing.T) {
+	other := make(chan int)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		n, err := threadNice()
+		if err != nil {
+			t.Error(err)
+		}
+		other <- n
+		<-other
+		n, err = threadNice()
+		if err != nil {
+			t.Error(err)
+		}
+		other <- n
+	}()
+	otherBefore := <-other
+	done := make(chan [2]int)
+	go func() {
+		runtime.LockOSThread()
+		// not unlocked: the thread exits with the goroutine, its priority with it
+		before, err := threadNice()
+		if err != nil {
+			t.Error(err)
+		}
+		if err := LowerThreadPriority(3); err != nil {
+			t.Error(err)
+		}
+		after, err := threadNice()
+		if err != nil {
+			t.Error(err)
+		}
+		done <- [2]int{before, after}
+	}()
+	r := <-done
+	other <- 0
+	otherAfter := <-other
+	if want := min(r[0]+3, 19); r[1] != want {
+		t.Fatalf("nice %d -> %d, want %d", r[0], r[1], want)
+	}
+	if otherAfter != otherBefore {
+		t.Fatalf("another thread's nice changed from %d to %d", otherBefore, otherAfter)
+	}
+}

@@ -32,3 +32,6 @@ func (c *Capture) CPUTime() (time.Duration, error) { return 0, ErrUnsupported }
 
 // ThreadCPUTime is not available on this system.
 func ThreadCPUTime() (time.Duration, error) { return 0, ErrUnsupported }
+
+// LowerThreadPriority is not available on this system.
+func LowerThreadPriority(delta int) error { return ErrUnsupported }

@@ -17,27 +17,30 @@
 #    arrive), byte views; exp = the once-a-second expiry clock; cls =
 #    classifier worker threads in the model; oth = rest of the process, mostly
 #    GC), averaged over the seconds traffic flowed.
-# 3. --overload SECONDS: classify with a memory bound (--max-flows, --queue)
-#    while the trace is replayed at --overload-mbps (>= 1 Gb/s: ~30k new
-#    flows/s, far beyond the model's ~100 flows/s) for SECONDS, then at
-#    --recovery-mbps for --recovery seconds; samples the classify process's
-#    VmRSS every second and checks that every flow is reported (JSONL lines =
-#    flows, "shed":true lines = shed), that shedding stops and latency comes
-#    back during recovery.
+# 3. --overload SECONDS: classify with a memory bound (--max-memory, default
+#    1GiB, from which classify derives its flow-table cap; --max-flows
+#    overrides the cap) and --queue while the trace is replayed at
+#    --overload-mbps (>= 1 Gb/s: ~30k new flows/s, far beyond the model's
+#    ~100 flows/s) for SECONDS, then at --recovery-mbps for --recovery
+#    seconds; samples the classify process's VmRSS every second, reports its
+#    peak against the bound and FAILS (exit 1) if it went above; checks that
+#    every flow is reported (JSONL lines = flows, "shed":true lines = shed,
+#    including flows shed at shutdown past --drain-timeout), that shedding
+#    stops and latency comes back during recovery.
 #
 # Needs root and iproute2 (tcpreplay for --sender tcpreplay / the comparison):
 #   apt-get install -y tcpreplay iproute2
 # Usage: scripts/bench-live.sh [--model FILE | --no-model] [--rates "100 200 500 1000 topspeed"]
 #          [--seconds S] [--workers W] [--threads T] [--sender replay|tcpreplay] [--no-compare]
 #          [--no-sweep] [--overload SECONDS [--overload-mbps R] [--recovery S] [--recovery-mbps R]
-#          [--max-flows N]] [--queue N] [TRACE]
+#          [--max-memory BYTES] [--max-flows N]] [--queue N] [TRACE]
 # --queue bounds the classifier queue in the sweep and the overload test (default 64: under
 # overload the latency is about queue / classification rate, and it drains quickly after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL="" NOMODEL=0 RATES="100 200 500 1000 1500 2000 topspeed" SECS=8 WORKERS=1 THREADS=1
 SENDER=replay COMPARE=1 SWEEP=1 OVERLOAD=0 OVER_MBPS=1000 RECOVERY=15 RECOVERY_MBPS=1
-MAXFLOWS=65536 QUEUE=64
+MAXFLOWS="" MAXMEM=1GiB QUEUE=64
 TRACE=../shared/data/ndpi-trace.pcapng
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -55,6 +58,7 @@ while [ $# -gt 0 ]; do
 	--recovery) RECOVERY=$2; shift 2 ;;
 	--recovery-mbps) RECOVERY_MBPS=$2; shift 2 ;;
 	--max-flows) MAXFLOWS=$2; shift 2 ;;
+	--max-memory) MAXMEM=$2; shift 2 ;;
 	--queue) QUEUE=$2; shift 2 ;;
 	-*) echo "bench-live: unknown option $1" >&2; exit 2 ;;
 	*) TRACE=$1; shift ;;
@@ -173,7 +177,7 @@ periodic() {
 	}'
 }
 kernel() { sed -nE 's/.*kernel: ([0-9]+) packets, ([0-9]+) drops.*/\1 \2/p' "$1" | tail -1; }
-summary() { sed -nE 's/.* ([0-9]+) flows: ([0-9]+) classified, [0-9]+ unknown, ([0-9]+) shed, .* ([0-9]+) evicted.*/\1 \2 \3 \4/p' "$1" | tail -1; }
+summary() { sed -nE 's/.* ([0-9]+) flows: ([0-9]+) classified, [0-9]+ unknown, ([0-9]+) shed \(([0-9]+) at shutdown\), .* ([0-9]+) evicted.*/\1 \2 \3 \5 \4/p' "$1" | tail -1; }
 
 echo "bench-live: model $MODELNAME, threads $THREADS, workers $WORKERS, trace $TRACE, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -233,10 +237,14 @@ fi
 
 if [ "$OVERLOAD" -gt 0 ]; then
 	echo
-	echo "== overload: $OVER_MBPS Mb/s for $OVERLOAD s, then $RECOVERY_MBPS Mb/s for $RECOVERY s (sender replay, --max-flows $MAXFLOWS, --queue $QUEUE, --idle-timeout 1s) =="
+	CAPARGS=(--max-memory "$MAXMEM")
+	[ -n "$MAXFLOWS" ] && CAPARGS+=(--max-flows "$MAXFLOWS")
+	echo "== overload: $OVER_MBPS Mb/s for $OVERLOAD s, then $RECOVERY_MBPS Mb/s for $RECOVERY s (sender replay, ${CAPARGS[*]}, --queue $QUEUE, --idle-timeout 1s) =="
 	LOG="$TMP/overload.log" OUT="$TMP/overload.jsonl"
-	start_classify "$LOG" "$OUT" --max-flows "$MAXFLOWS" --queue "$QUEUE" --idle-timeout 1s
-	grep 'memory bounds' "$LOG"
+	start_classify "$LOG" "$OUT" "${CAPARGS[@]}" --queue "$QUEUE" --idle-timeout 1s
+	grep -E 'memory bound|warning' "$LOG"
+	bound=$(sed -nE 's/.*memory bound [^(]*\(([0-9]+) bytes.*/\1/p' "$LOG" | head -1)
+	cap=$(sed -nE 's/.*memory bounds: flow tables ([0-9]+) × ([0-9]+) flows.*/\1 \2/p' "$LOG" | head -1 | awk '{ print $1 * $2 }')
 	rss0=$(awk '/VmRSS/{print $2}' /proc/"$CPID"/status)
 	(while kill -0 "$CPID" 2>/dev/null; do awk '/VmRSS/{print $2}' /proc/"$CPID"/status 2>/dev/null; sleep 1; done) >"$TMP/rss.txt" &
 	SAMPLER=$!
@@ -250,18 +258,30 @@ if [ "$OVERLOAD" -gt 0 ]; then
 	echo "sent, overload:  $(grep '^replay ' "$TMP/over-send.log" | tail -1)"
 	echo "sent, recovery:  $(grep '^replay ' "$TMP/rec-send.log" | tail -1)"
 	read -r kp kd < <(kernel "$LOG")
-	read -r flows cls shed evicted < <(summary "$LOG")
+	read -r flows cls shed evicted shedshut < <(summary "$LOG")
 	lines=$(wc -l <"$OUT")
 	shedlines=$(grep -c '"shed":true' "$OUT" || true)
 	peak=$(sort -n "$TMP/rss.txt" | tail -1)
 	periodic "$LOG" 2 "$n1" | awk -v s="$OVERLOAD" '{ f+=$2; c+=$8; n++ } END { if (n) printf "overload phase: %.0f new flows/s offered, %.1f flows/s classified (capacity under this load): %.0fx capacity\n", f/n, c/n, (c>0 ? f/c : 0) }'
 	echo "capture: kernel saw $kp packets, $kd ring drops"
 	peaklive=$(periodic "$LOG" | awk '$13 > m { m = $13 } END { print m + 0 }')
-	echo "memory: VmRSS $((rss0 / 1024)) MiB at start (model, 64 MiB capture ring), peak $((peak / 1024)) MiB (samples: $(wc -l <"$TMP/rss.txt")); peak live flows $peaklive of the $MAXFLOWS cap, queue cap $QUEUE"
+	echo "memory: VmRSS $((rss0 / 1024)) MiB at start (model, 64 MiB capture ring), peak $((peak / 1024)) MiB (samples: $(wc -l <"$TMP/rss.txt")); peak live flows $peaklive of the ${cap:-?}-flow cap, queue cap $QUEUE"
 	if [ "$peaklive" -gt 0 ]; then
-		awk -v r0="$rss0" -v p="$peak" -v l="$peaklive" -v m="$MAXFLOWS" 'BEGIN { b = (p - r0) * 1024 / l; printf "memory: %.1f KB of RSS per live flow (GC slack included); at the %d-flow cap that is %.0f MiB: the bound this run implies\n", b / 1000, m, (r0 * 1024 + b * m) / 1048576 }'
+		awk -v r0="$rss0" -v p="$peak" -v l="$peaklive" 'BEGIN { printf "memory: %.1f KB of RSS per live flow (GC slack included)\n", (p - r0) * 1.024 / l }'
 	fi
-	echo "flows: $flows seen, $cls classified, $shed shed, $evicted evicted by the --max-flows cap"
+	BOUND_OK=1
+	if [ -n "$bound" ]; then
+		awk -v p="$peak" -v b="$bound" 'BEGIN { printf "memory: peak VmRSS %.0f MiB against the --max-memory bound %.0f MiB (%.0f%%)\n", p / 1024, b / 1048576, 100 * p * 1024 / b }'
+		if [ $((peak * 1024)) -gt "$bound" ]; then
+			BOUND_OK=0
+			echo "bench-live: FAIL: peak VmRSS $((peak / 1024)) MiB EXCEEDS the --max-memory bound $((bound / 1048576)) MiB" >&2
+		fi
+	else
+		echo "memory: no --max-memory bound on the start-up line" >&2
+		BOUND_OK=0
+	fi
+	echo "flows: $flows seen, $cls classified, $shed shed ($shedshut of them at shutdown, past --drain-timeout), $evicted evicted by the flow-table cap"
+	grep -E 'shutting down|shutdown took' "$LOG" || true
 	echo "results: $lines JSONL lines (flows: $flows), $shedlines with \"shed\":true (shed: $shed)"
 	if [ "$lines" = "$flows" ] && [ "$shedlines" = "$shed" ]; then echo "every flow reported: yes"; else echo "every flow reported: NO"; fi
 	echo "recovery, per second (interval counts; new flows/s, queue length, flows shed and classified, their latency):"
@@ -270,4 +290,5 @@ if [ "$OVERLOAD" -gt 0 ]; then
 	echo "overload, last 3 s (interval counts):"
 	periodic "$LOG" $((n1 - 2)) "$n1" | awk '{ printf "  %4s %8s %8s %6s %6s %10s %10s\n", "", $2, $11, $7, $8, $9, $10 }'
 	grep -E 'cpu over|kernel:' "$LOG"
+	[ "$BOUND_OK" = 1 ] || exit 1
 fi

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -56,6 +57,18 @@ type pipelineFlags struct {
 	// workerCPU, if set, receives the CPU time classifier workers spend
 	// in the model on their own threads (not with --stream).
 	workerCPU *atomic.Int64
+	// maxMemory (bytes, 0: none) is a memory bound for the whole process
+	// (classify --max-memory): build derives the flow-table cap per
+	// capture worker from it (unless --max-flows is set), with
+	// memWorkers tables and memRingBytes of capture ring each, and
+	// stores the split in bound. The caller sets the Go memory limit.
+	maxMemory    int64
+	memWorkers   int
+	memRingBytes int64
+	bound        *memoryBound
+	// workerSetup runs on each classifier worker's locked thread
+	// (classify.Options.WorkerSetup).
+	workerSetup func()
 }
 
 func (pf *pipelineFlags) register(f *pflag.FlagSet) {
@@ -92,7 +105,7 @@ func (pf *pipelineFlags) build(f *pflag.FlagSet, isLive, block, noModel bool) (*
 		TopK: pf.topK, Early: pf.early, Stream: pf.stream, MaxStreams: pf.maxStreams,
 		Filter: pf.filterExpr, MaxFlows: pf.maxFlows, MaxBatch: pf.batch, MaxWait: pf.maxWait,
 		QueueLen: pf.queue, Block: block, EmitEarly: pf.emitEarly,
-		IdleTimeout: pf.idle, ActiveTimeout: pf.active,
+		IdleTimeout: pf.idle, ActiveTimeout: pf.active, WorkerSetup: pf.workerSetup,
 	}
 	if pf.idle < 0 || pf.active < 0 {
 		return nil, "", fmt.Errorf("--idle-timeout %v, --active-timeout %v: must be >= 0 (0 = off)", pf.idle, pf.active)
@@ -117,6 +130,13 @@ func (pf *pipelineFlags) build(f *pflag.FlagSet, isLive, block, noModel bool) (*
 			l, n, err := loadClassifier(pf.modelPath, pf.batch, pf.threads)
 			if err != nil {
 				return nil, "", err
+			}
+			if pf.maxMemory > 0 {
+				// Run the model once so that the memory it allocates on
+				// first use (activations) is in the measured fixed heap.
+				if err := warmUp(l.Net, pf.batch); err != nil {
+					return nil, "", fmt.Errorf("%s: %w", n, err)
+				}
 			}
 			if pf.workerCPU != nil && !pf.stream {
 				nets = append(nets, cpuNet{l.Net, pf.workerCPU})
@@ -172,8 +192,37 @@ func (pf *pipelineFlags) build(f *pflag.FlagSet, isLive, block, noModel bool) (*
 	default:
 		return nil, "", fmt.Errorf("--compat %q: want \"\" or official", compat)
 	}
+	if pf.maxMemory > 0 {
+		queue := opts.QueueLen
+		if queue <= 0 { // classify.New's default
+			queue = 8 * max(opts.MaxBatch, 1) * max(len(nets), 1)
+		}
+		b, err := deriveMemoryBound(pf.maxMemory, pf.memWorkers, pf.memRingBytes, executableSize(), heapInUse(), queue, len(nets), max(pf.batch, 1))
+		if err != nil {
+			return nil, "", err
+		}
+		if !f.Changed("max-flows") {
+			opts.MaxFlows = b.MaxFlows
+		}
+		pf.bound = &b
+	}
 	p, err := classify.New(nets, opts)
 	return p, name, err
+}
+
+// warmUp runs net once on an all-zero batch.
+func warmUp(net train.Classifier, batch int) error {
+	batch = max(batch, 1)
+	d := &train.Data{N: batch, Bytes: make([]byte, batch*repr.ViewBytes), Views: make([]repr.View, batch), Labels: make([]int, batch)}
+	idx := make([]int, batch)
+	for i := range idx {
+		idx[i] = i
+		d.Labels[i] = -1
+	}
+	if err := net.Forward(d, idx, make([]float32, batch*net.NumClasses())); err != nil {
+		return fmt.Errorf("warm-up run: %w", err)
+	}
+	return nil
 }
 
 // cpuNet adds the CPU time its Forward uses on the calling worker's
@@ -284,6 +333,8 @@ func newClassifyCmd() *cobra.Command {
 		noModel             bool
 		workers             int
 		statsEvery, runTime time.Duration
+		maxMemory           string
+		drainTimeout        time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "classify [FILE…|-i IFACE] [--model FILE] [--format jsonl|csv]",
@@ -314,6 +365,16 @@ work, GC, output written by classifier workers), then the interval's own counts:
 shed, flows classified and their latency p50/p99. At start live capture prints the
 bounds that cap its memory: flow-table size, classifier queue and capture rings.
 
+Memory: --max-memory (live default 1GiB; files only if set) bounds the whole process:
+the Go memory limit is set to it less the capture rings and the executable, and the
+flow-table cap per capture worker is derived from what is left after the model (measured
+after one warm-up batch) and the queue, at ` + fmt.Sprint(classify.FlowBytes) + ` bytes per flow (the measured worst case) with as much
+again for GC headroom; the split is printed at start. --max-flows overrides the cap.
+Classifier worker threads run at nice +10 so the model never starves capture (with
+--threads > 1 the model's helper threads keep the normal priority). At shutdown (SIGINT,
+--duration) flows still open are classified for at most --drain-timeout, the rest are
+reported shed and counted ("N shed (M at shutdown)").
+
 --stream (NetMamba byte model only) feeds each packet's 80 byte tokens through the
 model's recurrent Step as the packet arrives; at --early packets only the CLS step is
 left. It gives the batch path's results, costs about 0.3 MB per streamed flow (bounded
@@ -336,20 +397,49 @@ by --max-streams) and runs in the capture goroutine instead of the batched worke
 			if err != nil {
 				return fmt.Errorf("classify: %w", err)
 			}
+			stderr := cmd.ErrOrStderr()
+			if drainTimeout < 0 {
+				return fmt.Errorf("classify: --drain-timeout %v: must be >= 0 (0 = wait for every flow)", drainTimeout)
+			}
 			var workerCPU atomic.Int64
+			if isLive || cmd.Flags().Changed("max-memory") {
+				mm, err := parseBytes(maxMemory)
+				if err != nil {
+					return fmt.Errorf("classify: --max-memory %w", err)
+				}
+				pf.maxMemory = mm
+				pf.memWorkers = max(workers, 1)
+				if isLive {
+					pf.memRingBytes = int64(liveRingMiB(live.Config{})) << 20
+				}
+			}
 			if isLive {
 				pf.workerCPU = &workerCPU
+				var once sync.Once
+				pf.workerSetup = func() {
+					// The model must never starve capture of the CPU.
+					if err := live.LowerThreadPriority(classifierNice); err != nil {
+						once.Do(func() {
+							fmt.Fprintf(stderr, "classify: warning: classifier threads keep their priority: %v\n", err)
+						})
+					}
+				}
 			}
 			p, name, err := pf.build(cmd.Flags(), isLive, !isLive, noModel)
 			if err != nil {
 				return fmt.Errorf("classify: %w", err)
 			}
-			stderr := cmd.ErrOrStderr()
+			if pf.bound != nil {
+				defer debug.SetMemoryLimit(debug.SetMemoryLimit(pf.bound.HeapLimit))
+				if !isLive {
+					fmt.Fprintf(stderr, "classify: %v\n", *pf.bound)
+				}
+			}
 			start := time.Now()
 			if isLive {
 				err = runLive(cmd.Context(), p, rw.write, liveOptions{iface: iface, workers: workers, promisc: promisc,
 					ignoreOutgoing: ignoreOutgoingOption(cmd.Flags(), ignoreOut), statsEvery: statsEvery, duration: runTime,
-					workerCPU: &workerCPU}, stderr)
+					workerCPU: &workerCPU, bound: pf.bound, drainTimeout: drainTimeout}, stderr)
 			} else {
 				err = classifyInputs(p, args, rw.write, stderr)
 			}
@@ -376,6 +466,8 @@ by --max-streams) and runs in the capture goroutine instead of the batched worke
 	f.DurationVar(&runTime, "duration", 0, "live: stop after this long (0: until interrupted)")
 	f.BoolVar(&pf.emitEarly, "emit-early", false, "live: also write a non-final result as soon as a flow is classified")
 	f.BoolVar(&noModel, "no-model", false, "load no model: every flow is reported unclassified (not shed); measures capture + flow table + representation alone")
+	f.StringVar(&maxMemory, "max-memory", "1GiB", "live (files: only if set): bound the process's memory (e.g. 512MiB, 2GiB; 0 = none): sets the Go memory limit and derives the flow-table cap per worker from it (--max-flows overrides)")
+	f.DurationVar(&drainTimeout, "drain-timeout", 10*time.Second, "live: at shutdown, classify the flows still open for at most this long, then report the rest shed (0 = wait for every flow)")
 	return c
 }
 
@@ -469,7 +561,16 @@ type liveOptions struct {
 	duration       time.Duration
 	// workerCPU is the classifier workers' CPU time (pipelineFlags.workerCPU), nil if not measured.
 	workerCPU *atomic.Int64
+	// bound is the memory bound's split (classify --max-memory), nil if none.
+	bound *memoryBound
+	// drainTimeout bounds the shutdown: flows still open are classified
+	// for at most this long, the rest are shed (0: wait for every flow).
+	drainTimeout time.Duration
 }
+
+// classifierNice is how much live classify lowers the scheduling priority
+// (raises the nice value) of the classifier worker threads.
+const classifierNice = 10
 
 // liveRingMiB is the size of one capture worker's ring in MiB.
 func liveRingMiB(c live.Config) int {
@@ -512,6 +613,12 @@ func runLive(ctx context.Context, p *classify.Pipeline, sink func(*classify.Resu
 	}
 	defer lc.Close()
 	popts := p.Options()
+	if o.bound != nil {
+		fmt.Fprintf(stderr, "live %s: %v\n", o.iface, *o.bound)
+		if popts.MaxFlows > o.bound.MaxFlows {
+			fmt.Fprintf(stderr, "live %s: warning: --max-flows %d overrides the %d flows per table the memory bound allows: memory may exceed it\n", o.iface, popts.MaxFlows, o.bound.MaxFlows)
+		}
+	}
 	fmt.Fprintf(stderr, "live %s: memory bounds: flow tables %d × %d flows (the least recently seen flow is evicted and reported beyond), classifier queue %d flows (flows shed and reported beyond), capture rings %d × %d MiB; no other per-flow state\n",
 		o.iface, workers, popts.MaxFlows, popts.QueueLen, workers, liveRingMiB(lcfg))
 	var workerNs func() time.Duration
@@ -588,9 +695,31 @@ func runLive(ctx context.Context, p *classify.Pipeline, sink func(*classify.Resu
 	})
 	close(done)
 	<-clockExited
-	p.SetBlocking(true) // flows flushed at shutdown wait for a classifier instead of being shed
+	// Flows flushed at shutdown wait for a classifier instead of being
+	// shed, for at most the drain timeout; after it they are shed.
+	drainStart := time.Now()
+	if o.drainTimeout > 0 {
+		p.Drain(o.drainTimeout)
+	} else {
+		p.SetBlocking(true)
+	}
+	open := 0
+	for _, in := range ingests {
+		open += in.Len()
+	}
+	if open > 0 {
+		if o.drainTimeout > 0 {
+			fmt.Fprintf(stderr, "live %s: shutting down: classifying the %d flows still open for at most %v, the rest are reported shed\n", o.iface, open, o.drainTimeout)
+		} else {
+			fmt.Fprintf(stderr, "live %s: shutting down: classifying the %d flows still open\n", o.iface, open)
+		}
+	}
 	for _, in := range ingests {
 		in.Close()
+	}
+	// (Close waits until each of its flows' final result is emitted.)
+	if st := p.Stats(); open > 0 {
+		fmt.Fprintf(stderr, "live %s: shutdown took %.1f s, %d flows shed at shutdown\n", o.iface, time.Since(drainStart).Seconds(), st.ShedAtShutdown)
 	}
 	if ks, kerr := lc.Stats(); kerr == nil {
 		fmt.Fprintf(stderr, "live %s: kernel: %d packets, %d drops, %d ring freezes\n", o.iface, ks.Packets, ks.Drops, ks.FreezeQueue)

@@ -474,7 +474,12 @@ func TestClassifyLiveReplay(t *testing.T) {
 	if !strings.Contains(stderr, fmt.Sprintf("%d flows: 0 classified", 3*fileFlows)) {
 		t.Errorf("final summary does not count %d flows", 3*fileFlows)
 	}
-	for _, s := range []string{"memory bounds: flow tables 1 × 262144 flows", "classifier queue 512 flows", ", cpu capture ", "cpu over "} {
+	// the default --max-memory 1GiB derives the flow-table cap printed on both start-up lines
+	bm := regexp.MustCompile(`memory bound 1 GiB \(1073741824 bytes.* flow tables 1 × (\d+) flows`).FindStringSubmatch(stderr)
+	if bm == nil {
+		t.Fatalf("no memory bound line:\n%s", stderr)
+	}
+	for _, s := range []string{"memory bounds: flow tables 1 × " + bm[1] + " flows", "classifier queue 512 flows", ", cpu capture ", "cpu over "} {
 		if !strings.Contains(stderr, s) {
 			t.Errorf("stderr lacks %q", s)
 		}
