@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -106,20 +107,43 @@ type point struct {
 	FlowsPS float64           `json:"flows_per_s"`
 }
 
+// GzipExpansion is how many times MaxUpload a gzip upload may decompress to.
+const GzipExpansion = 8
+
+// WithDefaults returns c with its zero fields set to their defaults (what
+// New uses).
+func (c Config) WithDefaults() Config {
+	if c.MaxUpload <= 0 {
+		c.MaxUpload = 64 << 20
+	}
+	if c.RecentFlows <= 0 {
+		c.RecentFlows = 10000
+	}
+	if c.SeriesEvery <= 0 {
+		c.SeriesEvery = time.Second
+	}
+	if c.SeriesLen <= 0 {
+		c.SeriesLen = 300
+	}
+	return c
+}
+
+// HeldBytes is the most heap a server with cfg holds outside its
+// pipelines, for results with topK predictions each: the ring of recent
+// results and one upload in progress — its body and, gzip-compressed,
+// the capture it decompresses to: (1 + 8) × MaxUpload. Each further
+// concurrent upload adds as much again, and an upload's flows (its flow
+// table, bounded by the upload pipeline's MaxFlows) and its JSON response
+// (about 1 KB per flow) come in addition.
+func HeldBytes(cfg Config, topK int) int64 {
+	cfg = cfg.WithDefaults()
+	result := int64(unsafe.Sizeof(classify.Result{})) + int64(max(topK, 0))*int64(unsafe.Sizeof(classify.Prediction{}))
+	return (1+GzipExpansion)*cfg.MaxUpload + int64(cfg.RecentFlows)*result
+}
+
 // New builds a server over the upload pipeline and the optional live one.
 func New(upload, live *classify.Pipeline, cfg Config) *Server {
-	if cfg.MaxUpload <= 0 {
-		cfg.MaxUpload = 64 << 20
-	}
-	if cfg.RecentFlows <= 0 {
-		cfg.RecentFlows = 10000
-	}
-	if cfg.SeriesEvery <= 0 {
-		cfg.SeriesEvery = time.Second
-	}
-	if cfg.SeriesLen <= 0 {
-		cfg.SeriesLen = 300
-	}
+	cfg = cfg.WithDefaults()
 	s := &Server{cfg: cfg, upload: upload, live: live, reg: prometheus.NewRegistry(),
 		ring: make([]classify.Result, cfg.RecentFlows), tick: map[string]uint64{},
 		stop: make(chan struct{}), done: make(chan struct{}), lastT: time.Now()}
@@ -210,7 +234,7 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "gzip: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		limit := 8 * s.cfg.MaxUpload
+		limit := GzipExpansion * s.cfg.MaxUpload
 		plain, err := io.ReadAll(io.LimitReader(zr, limit+1))
 		if err != nil {
 			http.Error(w, "gzip: "+err.Error(), http.StatusBadRequest)

@@ -60,11 +60,13 @@ type pipelineFlags struct {
 	// maxMemory (bytes, 0: none) is a memory bound for the whole process
 	// (classify --max-memory): build derives the flow-table cap per
 	// capture worker from it (unless --max-flows is set), with
-	// memWorkers tables and memRingBytes of capture ring each, and
-	// stores the split in bound. The caller sets the Go memory limit.
+	// memWorkers tables and memRingBytes of capture ring each, plus
+	// memExtra (serve's uploads), and stores the split in bound
+	// (setMaxMemory sets these). The caller sets the Go memory limit.
 	maxMemory    int64
 	memWorkers   int
 	memRingBytes int64
+	memExtra     memoryExtra
 	bound        *memoryBound
 	// workerSetup runs on each classifier worker's locked thread
 	// (classify.Options.WorkerSetup).
@@ -197,7 +199,7 @@ func (pf *pipelineFlags) build(f *pflag.FlagSet, isLive, block, noModel bool) (*
 		if queue <= 0 { // classify.New's default
 			queue = 8 * max(opts.MaxBatch, 1) * max(len(nets), 1)
 		}
-		b, err := deriveMemoryBound(pf.maxMemory, pf.memWorkers, pf.memRingBytes, executableSize(), heapInUse(), queue, len(nets), max(pf.batch, 1))
+		b, err := deriveMemoryBound(pf.maxMemory, pf.memWorkers, pf.memRingBytes, executableSize(), heapInUse(), queue, len(nets), max(pf.batch, 1), pf.memExtra)
 		if err != nil {
 			return nil, "", err
 		}
@@ -398,19 +400,13 @@ by --max-streams) and runs in the capture goroutine instead of the batched worke
 				return fmt.Errorf("classify: %w", err)
 			}
 			stderr := cmd.ErrOrStderr()
-			if drainTimeout < 0 {
-				return fmt.Errorf("classify: --drain-timeout %v: must be >= 0 (0 = wait for every flow)", drainTimeout)
+			if err := checkDrainTimeout(drainTimeout); err != nil {
+				return fmt.Errorf("classify: %w", err)
 			}
 			var workerCPU atomic.Int64
-			if isLive || cmd.Flags().Changed("max-memory") {
-				mm, err := parseBytes(maxMemory)
-				if err != nil {
-					return fmt.Errorf("classify: --max-memory %w", err)
-				}
-				pf.maxMemory = mm
-				pf.memWorkers = max(workers, 1)
-				if isLive {
-					pf.memRingBytes = int64(liveRingMiB(live.Config{})) << 20
+			if isLive || cmd.Flags().Changed(maxMemoryFlag) {
+				if err := pf.setMaxMemory(maxMemory, workers, isLive, memoryExtra{}); err != nil {
+					return fmt.Errorf("classify: %w", err)
 				}
 			}
 			if isLive {
@@ -466,8 +462,8 @@ by --max-streams) and runs in the capture goroutine instead of the batched worke
 	f.DurationVar(&runTime, "duration", 0, "live: stop after this long (0: until interrupted)")
 	f.BoolVar(&pf.emitEarly, "emit-early", false, "live: also write a non-final result as soon as a flow is classified")
 	f.BoolVar(&noModel, "no-model", false, "load no model: every flow is reported unclassified (not shed); measures capture + flow table + representation alone")
-	f.StringVar(&maxMemory, "max-memory", "1GiB", "live (files: only if set): bound the process's memory (e.g. 512MiB, 2GiB; 0 = none): sets the Go memory limit and derives the flow-table cap per worker from it (--max-flows overrides)")
-	f.DurationVar(&drainTimeout, "drain-timeout", 10*time.Second, "live: at shutdown, classify the flows still open for at most this long, then report the rest shed (0 = wait for every flow)")
+	f.StringVar(&maxMemory, maxMemoryFlag, maxMemoryDefault, "live (files: only if set): bound the process's memory (e.g. 512MiB, 2GiB; 0 = none): sets the Go memory limit and derives the flow-table cap per worker from it (--max-flows overrides)")
+	f.DurationVar(&drainTimeout, drainTimeoutFlag, drainTimeoutDefault, drainTimeoutHelp)
 	return c
 }
 

@@ -7,8 +7,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/netmamba/netmamba/classify"
+	"github.com/netmamba/netmamba/live"
 	"github.com/netmamba/netmamba/repr"
 )
 
@@ -65,15 +67,29 @@ type memoryBound struct {
 	HeapLimit int64 // Limit - Rings - Binary: runtime/debug.SetMemoryLimit
 	Fixed     int64 // measured heap with the model(s) loaded and run once
 	Queue     int64 // classifier queue: queued flows keep their representation
+	Batch     int64 // classifier batch buffers (part of Buffers)
 	Buffers   int64 // classifier batch buffers and runtime overhead
+	// Reserved is heap held outside the pipeline (memoryExtra.Bytes),
+	// ReservedFor what it is.
+	Reserved    int64
+	ReservedFor string
 	// FlowBudget is what the flow tables may use: half of what is left
 	// (the other half is the GC's headroom: a heap held at its limit
 	// would make the GC run continuously).
 	FlowBudget int64
-	Workers    int // capture workers (one flow table each)
-	// MaxFlows is the derived cap per flow table (FlowBudget / Workers /
+	Workers    int // capture workers (one flow table and one ring each)
+	Tables     int // flow tables: Workers plus memoryExtra.Tables
+	// MaxFlows is the derived cap per flow table (FlowBudget / Tables /
 	// classify.FlowBytes).
 	MaxFlows int
+}
+
+// memoryExtra is what a bound must hold besides one pipeline's capture
+// workers: serve's uploads. The zero value is nothing.
+type memoryExtra struct {
+	Tables int    // flow tables besides the capture workers' (serve: an upload's)
+	Bytes  int64  // heap held outside the pipeline (serve: an upload's body, the recent-results ring)
+	For    string // what Bytes is, for the start-up line
 }
 
 // runtimeOverhead is the heap limit share kept for the Go runtime's own
@@ -85,30 +101,79 @@ const (
 )
 
 // deriveMemoryBound splits limit among the capture rings, the executable,
-// the measured fixed heap (model), the queue and the flow tables, and
-// returns the flow-table cap per worker.
-func deriveMemoryBound(limit int64, workers int, ringBytes, binary, fixedHeap int64, queueLen, classifiers, batch int) (memoryBound, error) {
+// the measured fixed heap (model), extra.Bytes, the queue and the flow
+// tables (one per capture worker plus extra.Tables), and returns the cap
+// per flow table.
+func deriveMemoryBound(limit int64, workers int, ringBytes, binary, fixedHeap int64, queueLen, classifiers, batch int, extra memoryExtra) (memoryBound, error) {
 	workers = max(workers, 1)
-	b := memoryBound{Limit: limit, Workers: workers, Rings: int64(workers) * ringBytes, Binary: binary, Fixed: fixedHeap}
+	tables := workers + max(extra.Tables, 0)
+	b := memoryBound{Limit: limit, Workers: workers, Tables: tables, Rings: int64(workers) * ringBytes, Binary: binary, Fixed: fixedHeap,
+		Reserved: extra.Bytes, ReservedFor: extra.For}
 	b.HeapLimit = limit - b.Rings - b.Binary
 	b.Queue = int64(queueLen) * classify.FlowBytes
-	b.Buffers = int64(classifiers*batch)*(repr.ViewBytes+4096) + int64(float64(b.HeapLimit)*runtimeOverheadFrac) + runtimeOverheadConst
-	b.FlowBudget = (b.HeapLimit - b.Fixed - b.Queue - b.Buffers) / 2
-	b.MaxFlows = int(b.FlowBudget / int64(workers) / classify.FlowBytes)
+	b.Batch = int64(classifiers*batch) * (repr.ViewBytes + 4096)
+	b.Buffers = b.Batch + int64(float64(b.HeapLimit)*runtimeOverheadFrac) + runtimeOverheadConst
+	b.FlowBudget = (b.HeapLimit - b.Fixed - b.Reserved - b.Queue - b.Buffers) / 2
+	b.MaxFlows = int(b.FlowBudget / int64(tables) / classify.FlowBytes)
 	if b.HeapLimit <= 0 || b.MaxFlows < minFlowsPerTable {
-		need := b.Rings + b.Binary + int64(float64(b.Fixed+b.Queue+b.Buffers+2*int64(workers*minFlowsPerTable)*classify.FlowBytes)/(1-runtimeOverheadFrac))
-		return b, fmt.Errorf("--max-memory %s is too small: capture rings %s, executable %s, model %s, queue %s and buffers leave room for fewer than %d flows per capture worker; give at least %s",
-			formatBytes(limit), formatBytes(b.Rings), formatBytes(b.Binary), formatBytes(b.Fixed), formatBytes(b.Queue), minFlowsPerTable, formatBytes(need))
+		need := b.Rings + b.Binary + int64(float64(b.Fixed+b.Reserved+b.Queue+b.Buffers+2*int64(tables*minFlowsPerTable)*classify.FlowBytes)/(1-runtimeOverheadFrac))
+		reserved := ""
+		if b.Reserved > 0 {
+			reserved = fmt.Sprintf(", %s %s", b.ReservedFor, formatBytes(b.Reserved))
+		}
+		return b, fmt.Errorf("--max-memory %s is too small: capture rings %s, executable %s, model %s%s, queue %s and buffers leave room for fewer than %d flows per flow table; give at least %s",
+			formatBytes(limit), formatBytes(b.Rings), formatBytes(b.Binary), formatBytes(b.Fixed), reserved, formatBytes(b.Queue), minFlowsPerTable, formatBytes(need))
 	}
 	return b, nil
 }
 
 // String is the bound's start-up description.
 func (b memoryBound) String() string {
-	return fmt.Sprintf("memory bound %s (%d bytes, --max-memory; Go heap limit %s): capture rings %s, executable %s, model and buffers %s (measured), classifier queue %s, flow tables %d × %d flows (%d B per flow, half the rest: the GC's headroom)",
-		formatBytes(b.Limit), b.Limit, formatBytes(b.HeapLimit), formatBytes(b.Rings), formatBytes(b.Binary), formatBytes(b.Fixed+b.Buffers), formatBytes(b.Queue),
-		b.Workers, b.MaxFlows, classify.FlowBytes)
+	reserved := ""
+	if b.Reserved > 0 {
+		reserved = fmt.Sprintf(", %s %s", b.ReservedFor, formatBytes(b.Reserved))
+	}
+	return fmt.Sprintf("memory bound %s (%d bytes, --max-memory; Go heap limit %s): capture rings %s, executable %s, model and buffers %s (measured)%s, classifier queue %s, flow tables %d × %d flows (%d B per flow, half the rest: the GC's headroom)",
+		formatBytes(b.Limit), b.Limit, formatBytes(b.HeapLimit), formatBytes(b.Rings), formatBytes(b.Binary), formatBytes(b.Fixed+b.Buffers), reserved, formatBytes(b.Queue),
+		b.Tables, b.MaxFlows, classify.FlowBytes)
 }
+
+// setMaxMemory applies a --max-memory value (spec, e.g. "1GiB"; "0" = no
+// bound) to pf for a process with workers capture workers (each with a
+// live ring when isLive) and extra: the next build derives the flow-table
+// cap from it. Shared by classify and serve.
+func (pf *pipelineFlags) setMaxMemory(spec string, workers int, isLive bool, extra memoryExtra) error {
+	mm, err := parseBytes(spec)
+	if err != nil {
+		return fmt.Errorf("--max-memory %w", err)
+	}
+	pf.maxMemory = mm
+	pf.memWorkers = max(workers, 1)
+	pf.memRingBytes = 0
+	if isLive {
+		pf.memRingBytes = int64(liveRingMiB(live.Config{})) << 20
+	}
+	pf.memExtra = extra
+	return nil
+}
+
+// checkDrainTimeout validates --drain-timeout.
+func checkDrainTimeout(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("--drain-timeout %v: must be >= 0 (0 = wait for every flow)", d)
+	}
+	return nil
+}
+
+// Flag names and help shared by classify and serve.
+const (
+	maxMemoryFlag    = "max-memory"
+	maxMemoryDefault = "1GiB"
+	drainTimeoutFlag = "drain-timeout"
+	drainTimeoutHelp = "live: at shutdown, classify the flows still open for at most this long, then report the rest shed (0 = wait for every flow)"
+	// drainTimeoutDefault is --drain-timeout's default.
+	drainTimeoutDefault = 10 * time.Second
+)
 
 // executableSize is the size of the running executable (0 if unknown).
 func executableSize() int64 {

@@ -29,7 +29,7 @@ func TestParseBytes(t *testing.T) {
 // a 512-flow queue, 1 classifier with batches of 64.
 func TestDeriveMemoryBound(t *testing.T) {
 	const mib = 1 << 20
-	b, err := deriveMemoryBound(1<<30, 2, 64*mib, 32*mib, 30*mib, 512, 1, 64)
+	b, err := deriveMemoryBound(1<<30, 2, 64*mib, 32*mib, 30*mib, 512, 1, 64, memoryExtra{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestDeriveMemoryBound(t *testing.T) {
 		t.Fatalf("start-up line: %s", b)
 	}
 	// Too small: an error that says how much is needed.
-	_, err = deriveMemoryBound(100*mib, 1, 64*mib, 32*mib, 30*mib, 512, 1, 64)
+	_, err = deriveMemoryBound(100*mib, 1, 64*mib, 32*mib, 30*mib, 512, 1, 64, memoryExtra{})
 	if err == nil || !strings.Contains(err.Error(), "too small") || !strings.Contains(err.Error(), "give at least") {
 		t.Fatalf("100 MiB bound: %v", err)
 	}

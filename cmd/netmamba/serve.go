@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -26,6 +28,8 @@ func newServeCmd() *cobra.Command {
 		recent, workers    int
 		promisc, ignoreOut bool
 		statsEvery         time.Duration
+		maxMemory          string
+		drainTimeout       time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "serve [--addr 127.0.0.1:8080] [--token T] [-i IFACE] [--redis ADDR]",
@@ -43,7 +47,13 @@ func newServeCmd() *cobra.Command {
 It binds to 127.0.0.1:8080 by default; a non-loopback --addr requires --token, then sent
 as "Authorization: Bearer TOKEN" (the dashboard takes it from its URL: /#token=TOKEN).
 With -i IFACE it also classifies live traffic (AF_PACKET, --workers fanout; flows
-shed under overload are reported with shed=true). With --redis ADDR every final
+shed under overload are reported with shed=true). As with 'classify -i', live memory is
+held under --max-memory (default 1GiB; sets the Go memory limit and derives the
+flow-table cap, printed at start; --max-flows overrides); the bound also holds one upload
+(its body, 8× that gzip-decompressed, and its flow table) and the recent results: lower
+--max-upload to leave more to live flows. Concurrent uploads and an upload's JSON
+response are beyond it. Shutdown is bounded by --drain-timeout (default 10s): open
+flows it leaves unclassified are reported shed. With --redis ADDR every final
 result is also written to Redis: XADD netmamba:flows (fields json, label; stream capped
 at about 100000 entries) and HSET netmamba:flow:SRC:SPORT-DST:DPORT/PROTO (label,
 confidence, packets, bytes, first_seen_ms, last_seen_ms, classified_at_packets, shed,
@@ -54,23 +64,56 @@ wait for it rather than shed.`,
 			if err := serve.CheckBind(addr, token); err != nil {
 				return err
 			}
+			if err := checkDrainTimeout(drainTimeout); err != nil {
+				return fmt.Errorf("serve: %w", err)
+			}
 			stderr := cmd.ErrOrStderr()
+			cfg := serve.Config{Token: token, MaxUpload: maxUpload, RecentFlows: recent}.WithDefaults()
+			isLive := iface != ""
+			if isLive || cmd.Flags().Changed(maxMemoryFlag) {
+				// One bound for the process: the capture workers' rings and
+				// tables, plus what uploads hold (serve.HeldBytes: one
+				// upload's body and decompression, the recent-results ring)
+				// and the upload pipeline's flow table, counted as one more
+				// table. Without live capture that table is the only one.
+				tableWorkers, extra := 1, memoryExtra{Bytes: serve.HeldBytes(cfg, pf.topK), For: "one upload (body + gzip decompression) and recent results"}
+				if isLive {
+					tableWorkers, extra.Tables = workers, 1
+				}
+				if err := pf.setMaxMemory(maxMemory, tableWorkers, isLive, extra); err != nil {
+					return fmt.Errorf("serve: %w", err)
+				}
+			}
 			upload, name, err := pf.build(cmd.Flags(), false, true, false)
 			if err != nil {
 				return fmt.Errorf("serve: %w", err)
 			}
 			defer upload.Close()
 			var livePipe *classify.Pipeline
-			if iface != "" {
+			if isLive {
+				if pf.bound != nil {
+					// The live split also holds the upload pipeline's queue
+					// and batches; its measured heap includes the upload
+					// model. (The upload table's cap was derived before the
+					// live model was loaded, so it may exceed the live cap
+					// by the live model's share: the GC headroom covers it.)
+					pf.memExtra.Bytes += pf.bound.Queue + pf.bound.Batch
+				}
 				pf.emitEarly = true
 				if livePipe, _, err = pf.build(cmd.Flags(), true, false, false); err != nil {
 					return fmt.Errorf("serve: %w", err)
 				}
 				defer livePipe.Close()
 			}
-			srv := serve.New(upload, livePipe, serve.Config{Token: token, MaxUpload: maxUpload, RecentFlows: recent})
+			if pf.bound != nil {
+				defer debug.SetMemoryLimit(debug.SetMemoryLimit(pf.bound.HeapLimit))
+				if !isLive { // live: runLive prints it when the capture starts
+					fmt.Fprintf(stderr, "serve: %v\n", *pf.bound)
+				}
+			}
+			srv := serve.New(upload, livePipe, cfg)
 			defer srv.Close()
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if redisAddr != "" {
 				rs, err := serve.NewRedisSink(ctx, redisAddr)
@@ -88,27 +131,10 @@ wait for it rather than shed.`,
 			if err != nil {
 				return fmt.Errorf("serve: %w", err)
 			}
-			hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-			errc := make(chan error, 2)
-			go func() { errc <- hs.Serve(ln) }()
-			fmt.Fprintf(stderr, "serve: model %s, listening on http://%s/\n", name, ln.Addr())
-			if livePipe != nil {
-				go func() {
-					errc <- runLive(ctx, livePipe, srv.Sink, liveOptions{iface: iface, workers: workers, promisc: promisc,
-						ignoreOutgoing: ignoreOutgoingOption(cmd.Flags(), ignoreOut), statsEvery: statsEvery}, stderr)
-				}()
-			}
-			select {
-			case <-ctx.Done():
-			case err = <-errc:
-			}
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			hs.Shutdown(sctx)
-			if errors.Is(err, http.ErrServerClosed) {
-				err = nil
-			}
-			return err
+			fmt.Fprintf(stderr, "serve: model %s, listening on http://%s/, uploads at most %s (gzip: %s decompressed), %d flows per upload table\n",
+				name, ln.Addr(), formatBytes(cfg.MaxUpload), formatBytes(serve.GzipExpansion*cfg.MaxUpload), upload.Options().MaxFlows)
+			return serveLoop(ctx, ln, srv, livePipe, liveOptions{iface: iface, workers: workers, promisc: promisc,
+				ignoreOutgoing: ignoreOutgoingOption(cmd.Flags(), ignoreOut), statsEvery: statsEvery, bound: pf.bound, drainTimeout: drainTimeout}, stderr)
 		},
 	}
 	f := c.Flags()
@@ -123,5 +149,48 @@ wait for it rather than shed.`,
 	f.BoolVar(&ignoreOut, ignoreOutgoingFlag, false, ignoreOutgoingHelp)
 	f.DurationVar(&statsEvery, "stats-interval", 10*time.Second, "live: statistics to stderr this often (0: never)")
 	f.StringVar(&redisAddr, "redis", "", "also write results to Redis at this host:port")
+	f.StringVar(&maxMemory, maxMemoryFlag, maxMemoryDefault, "live (uploads only: only if set): bound the process's memory (e.g. 512MiB, 2GiB; 0 = none): sets the Go memory limit and derives the flow-table cap per worker from it, holding one upload of --max-upload (8× that gzip-decompressed) and its flow table; each concurrent upload, an upload's results and --max-flows (which overrides) go beyond")
+	f.DurationVar(&drainTimeout, drainTimeoutFlag, drainTimeoutDefault, drainTimeoutHelp)
 	return c
+}
+
+// serveLoop serves srv on ln and, with a live pipeline, captures live
+// (runLive with o) until ctx is done or either fails; then it stops the
+// HTTP server (in-flight uploads get 5 s) and waits for the live capture
+// to end: its open flows are classified for at most o.drainTimeout, the
+// rest reported shed, every one reaching srv's sinks before it returns.
+func serveLoop(ctx context.Context, ln net.Listener, srv *serve.Server, livePipe *classify.Pipeline, o liveOptions, stderr io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- hs.Serve(ln) }()
+	var liveErr chan error
+	if livePipe != nil {
+		liveErr = make(chan error, 1)
+		go func() { liveErr <- runLive(ctx, livePipe, srv.Sink, o, stderr) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-httpErr:
+	case err = <-liveErr:
+		liveErr = nil
+	}
+	cancel() // ends the live capture (its drain starts) if the HTTP server failed
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	hs.Shutdown(sctx)
+	if liveErr != nil {
+		if lerr := <-liveErr; err == nil || errors.Is(err, http.ErrServerClosed) {
+			err = lerr
+		}
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
 }
