@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -356,8 +357,17 @@ func TestClassifyLiveLoopbackCountsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
+		// Send once the capture socket is open (classify prints its memory
+		// bounds right after opening it), not after a guessed delay: model
+		// loading and the memory measurement take longer on a loaded machine.
+		stderrW := &readyWriter{marker: "memory bounds:", ready: make(chan struct{})}
 		go func() {
-			time.Sleep(300 * time.Millisecond) // let the capture open
+			select {
+			case <-stderrW.ready:
+			case <-time.After(20 * time.Second):
+				done <- errors.New("classify never opened the capture")
+				return
+			}
 			for range datagrams {
 				if _, err := tx.Write([]byte("netmamba loopback test")); err != nil {
 					done <- err
@@ -367,9 +377,17 @@ func TestClassifyLiveLoopbackCountsOnce(t *testing.T) {
 			}
 			done <- nil
 		}()
-		args := append([]string{"classify", "--model", mpath, "-i", "lo", "--duration", "1s", "--stats-interval", "0",
+		args := append([]string{"classify", "--model", mpath, "-i", "lo", "--duration", "2s", "--stats-interval", "0",
 			"--filter", fmt.Sprintf("udp port %d", port)}, tc.flags...)
-		out, stderr := runCLIErr(t, args...)
+		root := newRootCmd()
+		var outb bytes.Buffer
+		root.SetOut(&outb)
+		root.SetErr(stderrW)
+		root.SetArgs(args)
+		if err := root.Execute(); err != nil {
+			t.Fatalf("netmamba %s: %v\n%s", strings.Join(args, " "), err, stderrW.String())
+		}
+		out, stderr := outb.String(), stderrW.String()
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
@@ -388,4 +406,32 @@ func TestClassifyLiveLoopbackCountsOnce(t *testing.T) {
 		}
 		t.Logf("%v: %v packets for %d datagrams", tc.flags, m["bidirectional_packets"], datagrams)
 	}
+}
+
+// readyWriter collects a command's stderr and closes ready when marker has
+// been written.
+type readyWriter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker string
+	ready  chan struct{}
+	seen   bool
+}
+
+func (w *readyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if !w.seen && strings.Contains(w.buf.String(), w.marker) {
+		w.seen = true
+		close(w.ready)
+	}
+	return n, err
+}
+
+// String is everything written so far.
+func (w *readyWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
