@@ -429,7 +429,8 @@ func TestClassifyLiveReplay(t *testing.T) {
 	}
 	fileFlows, _ := strconv.Atoi(m[1])
 
-	var out, errb bytes.Buffer
+	var out bytes.Buffer
+	errb := &readyWriter{marker: "memory bounds:", ready: make(chan struct{})}
 	var cerr error
 	started := make(chan struct{})
 	finished := make(chan error, 1)
@@ -437,14 +438,18 @@ func TestClassifyLiveReplay(t *testing.T) {
 		finished <- inNetns(ns, func() {
 			root := newRootCmd()
 			root.SetOut(&out)
-			root.SetErr(&errb)
+			root.SetErr(errb)
 			root.SetArgs([]string{"classify", "--no-model", "-i", rxIf, "--duration", "3s", "--stats-interval", "500ms", "--idle-timeout", "1s"})
 			close(started)
 			cerr = root.Execute()
 		})
 	}()
 	<-started
-	time.Sleep(500 * time.Millisecond) // let the capture open
+	select { // classify prints its memory bounds once the capture socket is open
+	case <-errb.ready:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("classify never opened the capture:\n%s", errb.String())
+	}
 	_, rerr := runCLIErr(t, "replay", "-i", txIf, "--mbps", "20", "--loop", "3", "--unique-ip", sample)
 	if err := <-finished; err != nil {
 		t.Fatal(err)
