@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/eval"
+	"github.com/netmamba/netmamba/repr"
 	"github.com/netmamba/netmamba/train"
 )
 
@@ -66,7 +68,9 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 			if err != nil {
 				return err
 			}
-			warnReprMismatch(cmd.ErrOrStderr(), name, l.Meta.Repr, d)
+			if err := alignRepr(cmd.ErrOrStderr(), "eval", name, l.Meta.Repr, d); err != nil {
+				return err
+			}
 			id, ood, err := splitByModelClasses(d, classes)
 			if err != nil {
 				return err
@@ -85,6 +89,9 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 				if err != nil {
 					return err
 				}
+				if err := alignRepr(cmd.ErrOrStderr(), "eval", name, l.Meta.Repr, od); err != nil {
+					return err
+				}
 				if ood == nil {
 					ood = od
 				} else {
@@ -99,6 +106,9 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 			if calibPath != "" {
 				cd, err := train.LoadData(calibPath)
 				if err != nil {
+					return err
+				}
+				if err := alignRepr(cmd.ErrOrStderr(), "eval", name, l.Meta.Repr, cd); err != nil {
 					return err
 				}
 				cid, _, err := splitByModelClasses(cd, classes)
@@ -278,16 +288,80 @@ func writeCalibrated(src, dst string, temperature, threshold float64) error {
 
 // warnReprMismatch warns when a dataset was built with other representation
 // settings (direction, compat mode) than the model was trained on: its
-// scores would then say little about the model.
-func warnReprMismatch(w io.Writer, model string, rm checkpoint.ReprMeta, d *train.Data) {
+// scores would then say little about the model. prefix starts each line
+// ("eval", "finetune").
+func warnReprMismatch(w io.Writer, prefix, model string, rm checkpoint.ReprMeta, d *train.Data) {
 	dir := d.Settings.Direction
 	if dir == "" {
 		dir = "bi"
 	}
 	if rm.Direction != "" && rm.Direction != dir {
-		fmt.Fprintf(w, "eval: warning: %s was trained on %s-directional flows, %s holds %s-directional flows (prep --direction)\n", model, rm.Direction, d.Path, dir)
+		fmt.Fprintf(w, "%s: warning: %s was trained on %s-directional flows, %s holds %s-directional flows (prep --direction)\n", prefix, model, rm.Direction, d.Path, dir)
 	}
 	if rm.Direction != "" && rm.Compat != d.Settings.Compat {
-		fmt.Fprintf(w, "eval: warning: %s was trained on byte views with compat %q, %s was built with compat %q (prep --compat)\n", model, rm.Compat, d.Path, d.Settings.Compat)
+		fmt.Fprintf(w, "%s: warning: %s was trained on byte views with compat %q, %s was built with compat %q (prep --compat)\n", prefix, model, rm.Compat, d.Path, d.Settings.Compat)
 	}
+}
+
+// alignRepr makes d's byte views match the model's representation where
+// that can be done exactly, and warns (on w, one line each) where it
+// cannot. Direction and compat mismatches are warned about
+// (warnReprMismatch). When the model and d are both offset-correct and the
+// model's debias is d's plus zero_* strategies only, the missing ones are
+// applied to every view (d.Bytes and d.Views alike, d.Settings.Debias
+// updated) with repr.Redebias — byte-identical to building d with the
+// model's debias — and one note says so. Any other debias difference (d has
+// rewrites the model did not see, or the model needs relative_*/random_*
+// ones) gets a warning that the scores are not meaningful. A model without
+// recorded debias (official checkpoints) is taken as it is.
+func alignRepr(w io.Writer, prefix, model string, rm checkpoint.ReprMeta, d *train.Data) error {
+	warnReprMismatch(w, prefix, model, rm, d)
+	if len(rm.Debias) == 0 || rm.Compat != d.Settings.Compat || d.Settings.Compat != "" {
+		return nil // unknown, already warned about, or ignored (compat official)
+	}
+	dsNames := d.Settings.Debias
+	if len(dsNames) == 0 {
+		dsNames = []string{"zero_ip"} // an empty list means NetMamba's default (repr.ParseDebias)
+	}
+	want, err := repr.ParseDebias(rm.Debias)
+	if err != nil {
+		fmt.Fprintf(w, "%s: warning: %s records an unreadable debias (%v): %s cannot be checked against it\n", prefix, model, err, d.Path)
+		return nil
+	}
+	have, err := repr.ParseDebias(dsNames)
+	if err != nil {
+		fmt.Fprintf(w, "%s: warning: %s records an unreadable debias (%v): its scores against %s are not meaningful\n", prefix, d.Path, err, model)
+		return nil
+	}
+	wantNames, haveNames := strings.Join(want.Names(), ","), strings.Join(have.Names(), ",")
+	if wantNames == haveNames {
+		return nil
+	}
+	add, err := repr.DebiasToAdd(have, want)
+	if err != nil {
+		fmt.Fprintf(w, "%s: warning: %s was trained on byte views with debias %s, %s was built with debias %s (%v): its scores are not meaningful (prep --debias %s)\n",
+			prefix, model, wantNames, d.Path, haveNames, err, wantNames)
+		return nil
+	}
+	if d.N*repr.ViewBytes != len(d.Bytes) || (d.Views != nil && len(d.Views) != d.N) {
+		return fmt.Errorf("%s: %s: %d flows but %d view bytes and %d views", prefix, d.Path, d.N, len(d.Bytes), len(d.Views))
+	}
+	var st repr.RedebiasStats
+	for i := 0; i < d.N; i++ {
+		b := d.Bytes[i*repr.ViewBytes : (i+1)*repr.ViewBytes]
+		s, err := repr.Redebias(b, add)
+		if err != nil {
+			return fmt.Errorf("%s: %s: flow %d: %w", prefix, d.Path, i, err)
+		}
+		st.Add(s)
+		if d.Views != nil {
+			copy(d.Views[i].Bytes[:], b)
+		}
+	}
+	d.Settings.Debias = want.Names()
+	fmt.Fprintf(w, "%s: applying the model's debias %s to %s (built with %s)\n", prefix, strings.Join(add.Names(), ","), d.Path, haveNames)
+	if st.Unknown > 0 {
+		fmt.Fprintf(w, "%s: warning: %s: %d packet slots hold no IPv4/IPv6 header and were left unchanged\n", prefix, d.Path, st.Unknown)
+	}
+	return nil
 }

@@ -134,7 +134,12 @@ func reprMeta(path string) (checkpoint.ReprMeta, error) {
 		return checkpoint.ReprMeta{}, err
 	}
 	defer ds.Close()
-	s := ds.Meta().Settings
+	return reprMetaOf(ds.Meta().Settings), nil
+}
+
+// reprMetaOf is the representation a model trained on a dataset built with
+// settings s expects.
+func reprMetaOf(s dataset.Settings) checkpoint.ReprMeta {
 	dir := s.Direction
 	if dir == "" {
 		dir = "bi"
@@ -143,7 +148,7 @@ func reprMeta(path string) (checkpoint.ReprMeta, error) {
 	if len(debias) == 0 && s.Compat == "" {
 		debias = []string{"zero_ip"} // an empty list means NetMamba's default (repr.ParseDebias)
 	}
-	return checkpoint.ReprMeta{Direction: dir, Compat: s.Compat, Debias: debias, SizeMode: "unsigned"}, nil
+	return checkpoint.ReprMeta{Direction: dir, Compat: s.Compat, Debias: debias, SizeMode: "unsigned"}
 }
 
 // saveModel writes params with netmamba metadata.
@@ -281,11 +286,17 @@ shuffle (few-shot). With --test the chosen model is evaluated once on the test s
 				return fmt.Errorf("finetune: %s has no class map (unlabelled data)", d.Path)
 			}
 			var vd, td *train.Data
+			// the model is trained on d's representation: validation and
+			// test views get d's debias when that can be applied exactly
+			trainedOn := "the model trained on " + d.Path
 			if valid != "" {
 				if vd, err = train.LoadData(valid); err != nil {
 					return err
 				}
 				if err := sameClasses(d, vd); err != nil {
+					return err
+				}
+				if err := alignRepr(cmd.ErrOrStderr(), "finetune", trainedOn, reprMetaOf(d.Settings), vd); err != nil {
 					return err
 				}
 			}
@@ -294,6 +305,9 @@ shuffle (few-shot). With --test the chosen model is evaluated once on the test s
 					return err
 				}
 				if err := sameClasses(d, td); err != nil {
+					return err
+				}
+				if err := alignRepr(cmd.ErrOrStderr(), "finetune", trainedOn, reprMetaOf(d.Settings), td); err != nil {
 					return err
 				}
 			}

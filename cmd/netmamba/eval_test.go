@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/model"
+	"github.com/netmamba/netmamba/model/arch"
+)
+
+// modelDebias is the debias of the default model's training data.
+const modelDebias = "zero_ip,zero_seq,zero_options,zero_checksum,zero_ttl"
+
+// writeTinyReprModel saves a RANDOMLY INITIALISED tiny NetMamba classifier
+// (a test fixture, not a trained model) whose metadata records rm as its
+// input representation.
+func writeTinyReprModel(t *testing.T, classes []string, rm checkpoint.ReprMeta, name string) string {
+	t.Helper()
+	m, err := model.NewRandom(arch.Config{EmbedDim: 8, Depth: 1, NumClasses: len(classes)}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.P.HeadW {
+		m.P.HeadW[i] *= 200 // spread the logits so that labels differ between flows
+	}
+	cfg := m.Cfg
+	meta := checkpoint.Meta{Config: &cfg, Classes: classes, Repr: rm}
+	path := filepath.Join(t.TempDir(), name+".safetensors")
+	if err := checkpoint.WriteSafetensors(path, &checkpoint.File{Tensors: m.Tensors(), Metadata: meta.Map()}, checkpoint.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// evalJSON runs eval --json and returns the report without the keys that
+// name the run (dataset path, time), and stderr. Stdout must be exactly one
+// JSON object.
+func evalJSON(t *testing.T, modelPath, data string) (map[string]any, string) {
+	t.Helper()
+	out, errs := runCLIErr(t, "eval", "--model", modelPath, "--data", data, "--json", "--resamples", "50")
+	dec := json.NewDecoder(strings.NewReader(out))
+	var rep map[string]any
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("eval --json stdout is not a JSON object: %v\n%s", err, out)
+	}
+	if dec.More() || strings.TrimSpace(out[dec.InputOffset():]) != "" {
+		t.Fatalf("eval --json stdout holds more than one JSON object:\n%s", out)
+	}
+	if rep["dataset"] != data {
+		t.Errorf("report dataset %v, want %s", rep["dataset"], data)
+	}
+	delete(rep, "dataset")
+	delete(rep, "time")
+	return rep, errs
+}
+
+// TestEvalAppliesModelDebias: a dataset built with plain prep (zero_ip)
+// and one built with the model's debias, from the same captures, get
+// identical eval figures from a model whose metadata records the larger
+// debias set: eval re-debiases the plain one and says so on stderr. A model
+// that saw fewer rewrites than the dataset holds gets a warning instead.
+func TestEvalAppliesModelDebias(t *testing.T) {
+	dir := t.TempDir()
+	in := prepNdpiApp + "/valid"
+	plain, full := filepath.Join(dir, "plain.nmds"), filepath.Join(dir, "full.nmds")
+	runCLI(t, "prep", "-q", "-o", plain, in)
+	runCLI(t, "prep", "-q", "--debias", modelDebias, "-o", full, in)
+
+	// the two datasets differ in their bytes (or the check below is vacuous)
+	u8 := func(ds string) []byte {
+		p := ds + ".u8"
+		runCLI(t, "dataset", "export", "--format", "u8", "-o", p, ds)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if a, b := u8(plain), u8(full); len(a) != len(b) || len(a) == 0 || bytes.Equal(a, b) {
+		t.Fatalf("plain and %s exports: %d and %d bytes, equal %v", modelDebias, len(a), len(b), bytes.Equal(a, b))
+	}
+
+	raw, err := os.ReadFile(prepNdpiApp + "/classes.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	classes := strings.Fields(string(raw))
+	m := writeTinyReprModel(t, classes, checkpoint.ReprMeta{Direction: "bi", Debias: strings.Split(modelDebias, ","), SizeMode: "unsigned"}, "full-debias")
+
+	repPlain, errPlain := evalJSON(t, m, plain)
+	repFull, errFull := evalJSON(t, m, full)
+	wantNote := "eval: applying the model's debias zero_seq,zero_options,zero_checksum,zero_ttl to " + plain + " (built with zero_ip)\n"
+	if errPlain != wantNote {
+		t.Errorf("eval on the plain dataset: stderr %q, want %q", errPlain, wantNote)
+	}
+	if errFull != "" {
+		t.Errorf("eval on the %s dataset: stderr %q, want nothing", modelDebias, errFull)
+	}
+	if repPlain["flows"] != float64(89) {
+		t.Errorf("flows %v, want the 89 of ndpi-app/valid", repPlain["flows"])
+	}
+	if !reflect.DeepEqual(repPlain, repFull) {
+		a, _ := json.Marshal(repPlain)
+		b, _ := json.Marshal(repFull)
+		t.Errorf("figures differ:\nplain %s\nfull  %s", a, b)
+	}
+
+	// The same weights without representation metadata score the two
+	// datasets as they are: the figures then differ, so the equality above
+	// is the re-debias's doing.
+	bare := writeTinyRandomModel(t, classes)
+	repBarePlain, _ := evalJSON(t, bare, plain)
+	repBareFull, _ := evalJSON(t, bare, full)
+	delete(repBarePlain, "model")
+	delete(repBareFull, "model")
+	if reflect.DeepEqual(repBarePlain, repBareFull) {
+		t.Error("without the model's debias the two datasets score the same: the test cannot tell re-debias from no-op")
+	}
+
+	// a model that never saw zero_seq etc.: the full dataset holds rewrites
+	// it cannot undo, so eval warns and scores it as it is
+	narrow := writeTinyReprModel(t, classes, checkpoint.ReprMeta{Direction: "bi", Debias: []string{"zero_ip"}, SizeMode: "unsigned"}, "zero-ip")
+	_, errs := evalJSON(t, narrow, full)
+	if !strings.Contains(errs, "eval: warning: "+narrow+" was trained on byte views with debias zero_ip, "+full+" was built with debias "+modelDebias) ||
+		!strings.Contains(errs, "not meaningful") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("narrow model on the full dataset: stderr %q, want one not-meaningful warning", errs)
+	}
+}
+
+// TestFinetuneAppliesTrainingDebias: finetune trained on a dataset built
+// with the model's debias re-debiases plain validation and test datasets
+// to it, so its test figures equal those on validation and test datasets
+// built with that debias.
+func TestFinetuneAppliesTrainingDebias(t *testing.T) {
+	dir := t.TempDir()
+	in := prepNdpiApp + "/valid"
+	plain, full := filepath.Join(dir, "plain.nmds"), filepath.Join(dir, "full.nmds")
+	runCLI(t, "prep", "-q", "-o", plain, in)
+	runCLI(t, "prep", "-q", "--debias", modelDebias, "-o", full, in)
+	run := func(eval string) (string, string) {
+		return runCLIErr(t, "finetune", "--data", full, "--valid", eval, "--test", eval, "--epochs", "1", "--batch", "16",
+			"--embed-dim", "8", "--depth", "1", "--threads", "1", "--quiet", "-o", filepath.Join(t.TempDir(), "m.safetensors"))
+	}
+	outPlain, errPlain := run(plain)
+	outFull, errFull := run(full)
+	note := "finetune: applying the model's debias zero_seq,zero_options,zero_checksum,zero_ttl to " + plain + " (built with zero_ip)\n"
+	if strings.Count(errPlain, note) != 2 {
+		t.Errorf("plain validation and test sets: stderr %q, want the note %q twice", errPlain, note)
+	}
+	if strings.Contains(errFull, "applying") || strings.Contains(errFull, "warning") {
+		t.Errorf("sets built like the training set: stderr %q", errFull)
+	}
+	if !strings.HasPrefix(outPlain, "test: flows 89 ") || outPlain != outFull {
+		t.Errorf("test figures: plain %q, %s %q", outPlain, modelDebias, outFull)
+	}
+}
