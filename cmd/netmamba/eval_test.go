@@ -160,3 +160,42 @@ func TestFinetuneAppliesTrainingDebias(t *testing.T) {
 		t.Errorf("test figures: plain %q, %s %q", outPlain, modelDebias, outFull)
 	}
 }
+
+// TestPredictAppliesModelDebias: predict on rows exported from a plain prep
+// gives exactly the logits of rows built with the model's debias (the
+// rewrite is applied to every row, and is idempotent on rows built that
+// way); --raw feeds the plain rows as given, which changes the logits.
+func TestPredictAppliesModelDebias(t *testing.T) {
+	dir := t.TempDir()
+	in := prepNdpiApp + "/valid"
+	plain, full := filepath.Join(dir, "plain.nmds"), filepath.Join(dir, "full.nmds")
+	runCLI(t, "prep", "-q", "-o", plain, in)
+	runCLI(t, "prep", "-q", "--debias", modelDebias, "-o", full, in)
+	runCLI(t, "dataset", "export", "--format", "u8", "-o", plain+".u8", plain)
+	runCLI(t, "dataset", "export", "--format", "u8", "-o", full+".u8", full)
+	raw, err := os.ReadFile(prepNdpiApp + "/classes.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := writeTinyReprModel(t, strings.Fields(string(raw)), checkpoint.ReprMeta{Direction: "bi", Debias: strings.Split(modelDebias, ","), SizeMode: "unsigned"}, "full-debias")
+	logits := func(u8 string, extra ...string) ([]byte, string) {
+		out := u8 + ".f32"
+		_, stderr := runCLIErr(t, append([]string{"predict", "--model", m, "--bytes", u8, "--logits", out, "--threads", "1"}, extra...)...)
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, stderr
+	}
+	lp, errPlain := logits(plain + ".u8")
+	lf, _ := logits(full + ".u8")
+	if len(lp) == 0 || !bytes.Equal(lp, lf) {
+		t.Errorf("logits on plain rows (%d bytes) differ from those on rows built with %s (%d bytes)", len(lp), modelDebias, len(lf))
+	}
+	if !strings.Contains(errPlain, "predict: applying the model's debias "+modelDebias) {
+		t.Errorf("predict stderr %q does not say it applies the model's debias", errPlain)
+	}
+	if lr, _ := logits(plain+".u8", "--raw"); bytes.Equal(lr, lf) {
+		t.Error("--raw on plain rows gives the debiased rows' logits: the check above is vacuous")
+	}
+}

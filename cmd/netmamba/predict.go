@@ -7,9 +7,11 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/repr"
 	"github.com/netmamba/netmamba/train"
 )
@@ -19,6 +21,7 @@ func newPredictCmd() *cobra.Command {
 	var (
 		modelPath, bytesPath, logitsPath string
 		batch, threads                   int
+		rawRows                          bool
 	)
 	c := &cobra.Command{
 		Use:   "predict --model FILE --bytes IN.u8 --logits OUT.f32",
@@ -29,7 +32,13 @@ little-endian float32 logits, in input order. A model that reads fewer bytes (th
 800-byte variants) uses the first byte_length bytes of each row. The model is a .safetensors
 or PyTorch .pth file; its architecture comes from the netmamba metadata or is inferred from
 the tensor shapes. Byte-only models (NetMamba, NetTrans) are accepted; models that also read
-packet sizes and timing (fuse3) need flows, not byte views: use eval or classify.`,
+packet sizes and timing (fuse3) need flows, not byte views: use eval or classify.
+
+When the model was trained on offset-correct views with zero_* debias strategies beyond
+NetMamba's zero_ip (its metadata says which), those rewrites are applied to every input row
+first (repr.Redebias: zeroing is idempotent, so rows already built that way are unchanged and
+rows from a plain prep become exactly what the model was trained on); --raw feeds the rows as
+given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if modelPath == "" || bytesPath == "" || logitsPath == "" {
@@ -53,6 +62,11 @@ packet sizes and timing (fuse3) need flows, not byte views: use eval or classify
 				return fmt.Errorf("predict: %s: %d bytes is not a multiple of the %d-byte view", bytesPath, len(raw), repr.ViewBytes)
 			}
 			n := len(raw) / repr.ViewBytes
+			if !rawRows {
+				if err := applyModelDebias(cmd.ErrOrStderr(), modelPath, l.Meta, raw); err != nil {
+					return err
+				}
+			}
 			out, err := os.Create(logitsPath)
 			if err != nil {
 				return fmt.Errorf("predict: %w", err)
@@ -77,6 +91,7 @@ packet sizes and timing (fuse3) need flows, not byte views: use eval or classify
 	c.Flags().StringVar(&bytesPath, "bytes", "", "input: N × 1600 uint8 byte views")
 	c.Flags().StringVar(&logitsPath, "logits", "", "output: N × num_classes float32 little-endian logits")
 	c.Flags().IntVar(&batch, "batch", 64, "flows per forward batch")
+	c.Flags().BoolVar(&rawRows, "raw", false, "feed the rows as given (no debias rewrite from the model's metadata)")
 	c.Flags().IntVar(&threads, "threads", 0, "worker threads (0 = all CPUs)")
 	return c
 }
@@ -105,5 +120,34 @@ func predict(net train.Classifier, raw []byte, n, batch int, w io.Writer) error 
 			return fmt.Errorf("predict: writing logits: %w", err)
 		}
 	}
+	return nil
+}
+
+// applyModelDebias rewrites every 1600-byte row of raw in place with the
+// zero_* debias strategies the model was trained with, when it was trained
+// on offset-correct views with more than NetMamba's zero_ip. Zeroing is
+// idempotent: rows built with those strategies are unchanged.
+func applyModelDebias(w io.Writer, model string, meta *checkpoint.Meta, raw []byte) error {
+	if meta == nil || meta.Repr.Compat != "" || len(meta.Repr.Debias) == 0 {
+		return nil
+	}
+	d, err := repr.ParseDebias(meta.Repr.Debias)
+	if err != nil {
+		return fmt.Errorf("predict: %s: %w", model, err)
+	}
+	if err := repr.CheckZeroOnly(d); err != nil {
+		fmt.Fprintf(w, "predict: warning: %s was trained with debias %s, which cannot be applied to byte views after the fact: rows are used as given\n",
+			model, strings.Join(d.Names(), ","))
+		return nil
+	}
+	if base, _ := repr.ParseDebias([]string{"zero_ip"}); strings.Join(d.Names(), ",") == strings.Join(base.Names(), ",") {
+		return nil
+	}
+	for i := 0; i+repr.ViewBytes <= len(raw); i += repr.ViewBytes {
+		if _, err := repr.Redebias(raw[i:i+repr.ViewBytes], d); err != nil {
+			return fmt.Errorf("predict: row %d: %w", i/repr.ViewBytes, err)
+		}
+	}
+	fmt.Fprintf(w, "predict: applying the model's debias %s to every row (--raw: as given)\n", strings.Join(d.Names(), ","))
 	return nil
 }
