@@ -19,8 +19,6 @@ import (
 
 	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/live"
-	"github.com/netmamba/netmamba/model"
-	"github.com/netmamba/netmamba/model/arch"
 )
 
 const classifyTrace = "../../../shared/data/ndpi-trace.pcapng"
@@ -29,20 +27,7 @@ const classifyTrace = "../../../shared/data/ndpi-trace.pcapng"
 // classifier (a test fixture, not a trained model).
 func writeTinyRandomModel(t *testing.T, classes []string) string {
 	t.Helper()
-	m, err := model.NewRandom(arch.Config{EmbedDim: 8, Depth: 1, NumClasses: len(classes)}, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range m.P.HeadW {
-		m.P.HeadW[i] *= 200 // spread the logits so that labels differ between flows
-	}
-	cfg := m.Cfg
-	meta := checkpoint.Meta{Config: &cfg, Classes: classes}
-	path := filepath.Join(t.TempDir(), "random-tiny.safetensors")
-	if err := checkpoint.WriteSafetensors(path, &checkpoint.File{Tensors: m.Tensors(), Metadata: meta.Map()}, checkpoint.WriteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeTinyReprModel(t, classes, checkpoint.ReprMeta{}, "random-tiny")
 }
 
 func runCLIErr(t *testing.T, args ...string) (string, string) {
