@@ -23,7 +23,9 @@ func TestDefaultModelMetadata(t *testing.T) {
 	if len(m.Classes) != 17 || m.Classes[0] != "BitTorrent" || m.Classes[16] != "Zoom" {
 		t.Fatalf("classes %v", m.Classes)
 	}
-	if m.Repr.Direction != "bi" || !(m.Calib.Temperature > 0) || !m.Calib.HasThreshold {
+	// the debias list is what eval/predict use to bring plain prep output to
+	// the model's representation: it must be recorded
+	if m.Repr.Direction != "bi" || len(m.Repr.Debias) == 0 || !(m.Calib.Temperature > 0) || !m.Calib.HasThreshold {
 		t.Fatalf("repr %+v calib %+v", m.Repr, m.Calib)
 	}
 	if w := f.Tensors["head.weight"]; w == nil || w.Shape[0] != 17 || w.Shape[1] != 256 {
