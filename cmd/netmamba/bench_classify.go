@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -258,17 +257,7 @@ func writeEthernetPcap(in, out string) (written, skipped int, err error) {
 			skipped++
 			continue
 		}
-		l3 := p.L3()
-		frame = append(frame[:0],
-			0x02, 0, 0, 0, 0, 0x02, // dst MAC (locally administered)
-			0x02, 0, 0, 0, 0, 0x01, // src MAC
-			0, 0)
-		et := uint16(0x0800)
-		if p.IPVersion == 6 {
-			et = 0x86DD
-		}
-		binary.BigEndian.PutUint16(frame[12:], et)
-		frame = append(frame, l3...)
+		frame = appendIPFrame(frame[:0], p.L3(), p.IPVersion)
 		if err := pw.WritePacket(cp.TimestampNs, frame, len(frame)); err != nil {
 			f.Close()
 			return written, skipped, fmt.Errorf("bench classify: %s: %w", out, err)
