@@ -319,16 +319,12 @@ func alignRepr(w io.Writer, prefix, model string, rm checkpoint.ReprMeta, d *tra
 	if len(rm.Debias) == 0 || rm.Compat != d.Settings.Compat || d.Settings.Compat != "" {
 		return nil // unknown, already warned about, or ignored (compat official)
 	}
-	dsNames := d.Settings.Debias
-	if len(dsNames) == 0 {
-		dsNames = []string{"zero_ip"} // an empty list means NetMamba's default (repr.ParseDebias)
-	}
 	want, err := repr.ParseDebias(rm.Debias)
 	if err != nil {
 		fmt.Fprintf(w, "%s: warning: %s records an unreadable debias (%v): %s cannot be checked against it\n", prefix, model, err, d.Path)
 		return nil
 	}
-	have, err := repr.ParseDebias(dsNames)
+	have, err := repr.ParseDebias(d.Settings.Debias) // an empty list is NetMamba's zero_ip
 	if err != nil {
 		fmt.Fprintf(w, "%s: warning: %s records an unreadable debias (%v): its scores against %s are not meaningful\n", prefix, d.Path, err, model)
 		return nil
@@ -346,22 +342,31 @@ func alignRepr(w io.Writer, prefix, model string, rm checkpoint.ReprMeta, d *tra
 	if d.N*repr.ViewBytes != len(d.Bytes) || (d.Views != nil && len(d.Views) != d.N) {
 		return fmt.Errorf("%s: %s: %d flows but %d view bytes and %d views", prefix, d.Path, d.N, len(d.Bytes), len(d.Views))
 	}
-	var st repr.RedebiasStats
-	for i := 0; i < d.N; i++ {
-		b := d.Bytes[i*repr.ViewBytes : (i+1)*repr.ViewBytes]
-		s, err := repr.Redebias(b, add)
-		if err != nil {
-			return fmt.Errorf("%s: %s: flow %d: %w", prefix, d.Path, i, err)
-		}
-		st.Add(s)
-		if d.Views != nil {
-			copy(d.Views[i].Bytes[:], b)
-		}
+	if err := redebiasRows(w, prefix, d.Path, d.Bytes, add); err != nil {
+		return err
+	}
+	for i := range d.Views {
+		copy(d.Views[i].Bytes[:], d.Bytes[i*repr.ViewBytes:])
 	}
 	d.Settings.Debias = want.Names()
 	fmt.Fprintf(w, "%s: applying the model's debias %s to %s (built with %s)\n", prefix, strings.Join(add.Names(), ","), d.Path, haveNames)
+	return nil
+}
+
+// redebiasRows applies the zero_* strategies of add to every ViewBytes row
+// of rows in place (repr.Redebias) and warns on w about packet slots it
+// could not parse (left unchanged).
+func redebiasRows(w io.Writer, prefix, name string, rows []byte, add repr.Debias) error {
+	var st repr.RedebiasStats
+	for i := 0; i+repr.ViewBytes <= len(rows); i += repr.ViewBytes {
+		s, err := repr.Redebias(rows[i:i+repr.ViewBytes], add)
+		if err != nil {
+			return fmt.Errorf("%s: %s: row %d: %w", prefix, name, i/repr.ViewBytes, err)
+		}
+		st.Add(s)
+	}
 	if st.Unknown > 0 {
-		fmt.Fprintf(w, "%s: warning: %s: %d packet slots hold no IPv4/IPv6 header and were left unchanged\n", prefix, d.Path, st.Unknown)
+		fmt.Fprintf(w, "%s: warning: %s: %d packet slots hold no IPv4/IPv6 header and were left unchanged\n", prefix, name, st.Unknown)
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ given.`,
 			}
 			n := len(raw) / repr.ViewBytes
 			if !rawRows {
-				if err := applyModelDebias(cmd.ErrOrStderr(), modelPath, l.Meta, raw); err != nil {
+				if err := applyModelDebias(cmd.ErrOrStderr(), modelPath, bytesPath, l.Meta, raw); err != nil {
 					return err
 				}
 			}
@@ -127,7 +127,7 @@ func predict(net train.Classifier, raw []byte, n, batch int, w io.Writer) error 
 // zero_* debias strategies the model was trained with, when it was trained
 // on offset-correct views with more than NetMamba's zero_ip. Zeroing is
 // idempotent: rows built with those strategies are unchanged.
-func applyModelDebias(w io.Writer, model string, meta *checkpoint.Meta, raw []byte) error {
+func applyModelDebias(w io.Writer, model, rowsPath string, meta *checkpoint.Meta, raw []byte) error {
 	if meta == nil || meta.Repr.Compat != "" || len(meta.Repr.Debias) == 0 {
 		return nil
 	}
@@ -140,13 +140,13 @@ func applyModelDebias(w io.Writer, model string, meta *checkpoint.Meta, raw []by
 			model, strings.Join(d.Names(), ","))
 		return nil
 	}
-	if base, _ := repr.ParseDebias([]string{"zero_ip"}); strings.Join(d.Names(), ",") == strings.Join(base.Names(), ",") {
-		return nil
+	beyondIP := d
+	beyondIP.IP = repr.IPZero
+	if beyondIP == (repr.Debias{}) {
+		return nil // nothing beyond the addresses, which prep zeroes by default
 	}
-	for i := 0; i+repr.ViewBytes <= len(raw); i += repr.ViewBytes {
-		if _, err := repr.Redebias(raw[i:i+repr.ViewBytes], d); err != nil {
-			return fmt.Errorf("predict: row %d: %w", i/repr.ViewBytes, err)
-		}
+	if err := redebiasRows(w, "predict", rowsPath, raw, d); err != nil {
+		return err
 	}
 	fmt.Fprintf(w, "predict: applying the model's debias %s to every row (--raw: as given)\n", strings.Join(d.Names(), ","))
 	return nil
