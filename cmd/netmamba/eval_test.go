@@ -66,11 +66,7 @@ func evalJSON(t *testing.T, modelPath, data string) (map[string]any, string) {
 // debias set: eval re-debiases the plain one and says so on stderr. A model
 // that saw fewer rewrites than the dataset holds gets a warning instead.
 func TestEvalAppliesModelDebias(t *testing.T) {
-	dir := t.TempDir()
-	in := prepNdpiApp + "/valid"
-	plain, full := filepath.Join(dir, "plain.nmds"), filepath.Join(dir, "full.nmds")
-	runCLI(t, "prep", "-q", "-o", plain, in)
-	runCLI(t, "prep", "-q", "--debias", modelDebias, "-o", full, in)
+	_, plain, full := prepPlainAndModelDebias(t)
 
 	// the two datasets differ in their bytes (or the check below is vacuous)
 	u8 := func(ds string) []byte {
@@ -138,11 +134,7 @@ func TestEvalAppliesModelDebias(t *testing.T) {
 // to it, so its test figures equal those on validation and test datasets
 // built with that debias.
 func TestFinetuneAppliesTrainingDebias(t *testing.T) {
-	dir := t.TempDir()
-	in := prepNdpiApp + "/valid"
-	plain, full := filepath.Join(dir, "plain.nmds"), filepath.Join(dir, "full.nmds")
-	runCLI(t, "prep", "-q", "-o", plain, in)
-	runCLI(t, "prep", "-q", "--debias", modelDebias, "-o", full, in)
+	_, plain, full := prepPlainAndModelDebias(t)
 	run := func(eval string) (string, string) {
 		return runCLIErr(t, "finetune", "--data", full, "--valid", eval, "--test", eval, "--epochs", "1", "--batch", "16",
 			"--embed-dim", "8", "--depth", "1", "--threads", "1", "--quiet", "-o", filepath.Join(t.TempDir(), "m.safetensors"))
@@ -166,11 +158,7 @@ func TestFinetuneAppliesTrainingDebias(t *testing.T) {
 // rewrite is applied to every row, and is idempotent on rows built that
 // way); --raw feeds the plain rows as given, which changes the logits.
 func TestPredictAppliesModelDebias(t *testing.T) {
-	dir := t.TempDir()
-	in := prepNdpiApp + "/valid"
-	plain, full := filepath.Join(dir, "plain.nmds"), filepath.Join(dir, "full.nmds")
-	runCLI(t, "prep", "-q", "-o", plain, in)
-	runCLI(t, "prep", "-q", "--debias", modelDebias, "-o", full, in)
+	_, plain, full := prepPlainAndModelDebias(t)
 	runCLI(t, "dataset", "export", "--format", "u8", "-o", plain+".u8", plain)
 	runCLI(t, "dataset", "export", "--format", "u8", "-o", full+".u8", full)
 	raw, err := os.ReadFile(prepNdpiApp + "/classes.txt")
@@ -198,4 +186,16 @@ func TestPredictAppliesModelDebias(t *testing.T) {
 	if lr, _ := logits(plain+".u8", "--raw"); bytes.Equal(lr, lf) {
 		t.Error("--raw on plain rows gives the debiased rows' logits: the check above is vacuous")
 	}
+}
+
+// prepPlainAndModelDebias builds ndpi-app/valid twice in a temporary dir:
+// with plain prep (zero_ip) and with the default model's debias.
+func prepPlainAndModelDebias(t *testing.T) (dir, plain, full string) {
+	t.Helper()
+	dir = t.TempDir()
+	in := prepNdpiApp + "/valid"
+	plain, full = filepath.Join(dir, "plain.nmds"), filepath.Join(dir, "full.nmds")
+	runCLI(t, "prep", "-q", "-o", plain, in)
+	runCLI(t, "prep", "-q", "--debias", modelDebias, "-o", full, in)
+	return dir, plain, full
 }
