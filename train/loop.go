@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -39,6 +40,9 @@ type RunOptions struct {
 	CheckpointEvery int    // steps between state saves (0: at epoch ends only)
 	Resume          bool   // continue from StatePath
 	LogPath         string // JSONL training log ("" = none)
+	// Warn, when set, receives warnings that do not stop the run (a
+	// resume with another thread count).
+	Warn func(msg string)
 	// Progress, when set, is called after every step.
 	Progress func(Progress)
 	// StopAfterSteps stops the run (as an interruption would) once this many
@@ -67,6 +71,7 @@ type position struct {
 	BestScore float64 `json:"best_score"` // best validation score so far (fine-tune; scores are in [0, 1], -1 = none)
 	BestEpoch int     `json:"best_epoch"` // its epoch (-1: none)
 	Config    string  `json:"config"`     // the run's configuration, to refuse resuming a different run
+	Threads   int     `json:"threads"`    // worker threads of the run that saved it (0: not recorded)
 	Done      int     `json:"-"`          // steps taken by this process (not saved)
 }
 
@@ -250,12 +255,25 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 	if err := sched.Validate(); err != nil {
 		return position{}, err
 	}
-	pos := position{BestEpoch: -1, BestScore: -1, Config: config}
+	threads := ro.Threads
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	pos := position{BestEpoch: -1, BestScore: -1, Config: config, Threads: threads}
 	if ro.Resume {
 		p, err := loadState(ro.StatePath, params, opt, best, config)
 		if err != nil {
 			return pos, err
 		}
+		if p.Threads != 0 && p.Threads != threads && ro.Warn != nil {
+			// Gradients are reduced per worker, so the sums round differently:
+			// the run goes on, but it is no longer bit-identical to an
+			// uninterrupted one.
+			ro.Warn(fmt.Sprintf("resuming %s with %d threads; it was saved by a run with %d: "+
+				"the result will differ in rounding from an uninterrupted run (use --threads %d to reproduce it exactly)",
+				ro.StatePath, threads, p.Threads, p.Threads))
+		}
+		p.Threads = threads
 		pos = p
 	}
 	if ro.Resume {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/netmamba/netmamba/eval"
@@ -102,6 +103,35 @@ func TestFinetuneResumeIsExact(t *testing.T) {
 	for i := range want {
 		if want[i] != got[i] {
 			t.Fatalf("log record %d: uninterrupted %s, resumed %s", i, want[i], got[i])
+		}
+	}
+}
+
+// Resuming with another thread count works but warns that the result is no
+// longer bit-identical; the same count does not warn.
+func TestResumeWarnsOnOtherThreadCount(t *testing.T) {
+	td, vd := synthData(40, 3, 1), synthData(12, 3, 2)
+	for _, tc := range []struct {
+		threads int
+		warn    bool
+	}{{2, false}, {1, true}} {
+		dir := t.TempDir()
+		o := tinyOptions(dir) // saved with 2 threads
+		o.StopAfterSteps = 7
+		if _, err := Finetune(tinyClassifier(t, 3), td, vd, o); !errors.Is(err, ErrStopped) {
+			t.Fatalf("interrupted run: %v", err)
+		}
+		var warnings []string
+		o.StopAfterSteps, o.Resume, o.Threads = 0, true, tc.threads
+		o.Warn = func(msg string) { warnings = append(warnings, msg) }
+		if _, err := Finetune(tinyClassifier(t, 3), td, vd, o); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(warnings) > 0; got != tc.warn {
+			t.Fatalf("resume with %d threads (saved with 2): warnings %q, want warning %v", tc.threads, warnings, tc.warn)
+		}
+		if tc.warn && !strings.Contains(warnings[0], "--threads 2") {
+			t.Fatalf("warning does not say how to reproduce: %q", warnings[0])
 		}
 	}
 }

@@ -81,7 +81,8 @@ func (f *trainFlags) config() (arch.Config, error) {
 
 func (f *trainFlags) runOptions(statePath string, total int) (train.RunOptions, func()) {
 	ro := train.RunOptions{Seed: f.seed, Threads: f.threads, StatePath: statePath, CheckpointEvery: f.checkpointEvery,
-		Resume: f.resume, LogPath: f.logPath}
+		Resume: f.resume, LogPath: f.logPath,
+		Warn: func(msg string) { fmt.Fprintln(os.Stderr, "warning:", msg) }}
 	var bar *progressbar.ProgressBar
 	if !f.quiet && stderrIsTerminal(os.Stderr) {
 		ro.Progress = func(p train.Progress) {
