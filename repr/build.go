@@ -132,7 +132,9 @@ func (b *Builder) debias(hdr []byte, p *flow.Packet, m flow.PacketMeta, key *flo
 	if !m.FromInitiator {
 		dir = 1
 	}
-	// IP addresses
+	// The zero_* strategies (shared with Redebias), then the rewrites that
+	// need the flow: they touch other bytes, so the order does not matter.
+	zeroFields(hdr, byte(p.IPVersion), p.IPHdrLen, p.L4HdrLen != 0, p.Proto, p.L4HdrLen, d)
 	var sOff, dOff, aLen int
 	if p.IPVersion == 4 {
 		sOff, dOff, aLen = 12, 16, 4
@@ -140,9 +142,6 @@ func (b *Builder) debias(hdr []byte, p *flow.Packet, m flow.PacketMeta, key *flo
 		sOff, dOff, aLen = 8, 24, 16
 	}
 	switch d.IP {
-	case IPZero:
-		zeroRange(hdr, sOff, aLen)
-		zeroRange(hdr, dOff, aLen)
 	case IPRelative:
 		zeroRange(hdr, sOff, aLen)
 		zeroRange(hdr, dOff, aLen)
@@ -152,50 +151,67 @@ func (b *Builder) debias(hdr []byte, p *flow.Packet, m flow.PacketMeta, key *flo
 		fillRandom(hdr, sOff, aLen, d.Seed, key, dir)
 		fillRandom(hdr, dOff, aLen, d.Seed, key, 1-dir)
 	}
-	if d.TTL {
-		if p.IPVersion == 4 {
-			setByte(hdr, 8, 0)
-		} else {
-			setByte(hdr, 7, 0)
-		}
-	}
-	if d.Checksums && p.IPVersion == 4 {
-		zeroRange(hdr, 10, 2)
-	}
 	l4 := p.IPHdrLen
 	if p.L4HdrLen == 0 {
 		return
 	}
-	if p.Proto == 6 || p.Proto == 17 || p.Proto == 132 {
-		switch d.Port {
-		case PortZero:
-			zeroRange(hdr, l4, 4)
-		case PortRandom:
-			h0 := mix(d.Seed, key, dir, 0x9e37)
-			h1 := mix(d.Seed, key, 1-dir, 0x9e37)
-			putU16(hdr, l4, uint16(h0))
-			putU16(hdr, l4+2, uint16(h1))
+	if d.Port == PortRandom && (p.Proto == 6 || p.Proto == 17 || p.Proto == 132) {
+		h0 := mix(d.Seed, key, dir, 0x9e37)
+		h1 := mix(d.Seed, key, 1-dir, 0x9e37)
+		putU16(hdr, l4, uint16(h0))
+		putU16(hdr, l4+2, uint16(h1))
+	}
+	if p.Proto == 6 && d.TCPSeq == SeqRelative && l4+12 <= len(hdr) {
+		seq := binary.BigEndian.Uint32(hdr[l4+4:])
+		ack := binary.BigEndian.Uint32(hdr[l4+8:])
+		if !b.haveISN[dir] {
+			b.isn[dir], b.haveISN[dir] = seq, true
+		}
+		binary.BigEndian.PutUint32(hdr[l4+4:], seq-b.isn[dir])
+		if b.haveISN[1-dir] {
+			binary.BigEndian.PutUint32(hdr[l4+8:], ack-b.isn[1-dir])
+		} else {
+			binary.BigEndian.PutUint32(hdr[l4+8:], 0)
 		}
 	}
-	switch p.Proto {
+}
+
+// zeroFields applies d's zero_* strategies (zero_ip, zero_ttl,
+// zero_checksum, zero_port, zero_seq, zero_window, zero_options) to the
+// header bytes hdr of an IPv4 or IPv6 packet whose L4 header starts at l4
+// (hasL4 false: none, e.g. a non-first fragment) with transport protocol
+// proto and, for TCP, header length tcpHdrLen. Writes past len(hdr) are
+// dropped. Used by (*Builder).debias and by Redebias, so a view re-debiased
+// after the fact equals one built with the strategies.
+func zeroFields(hdr []byte, version byte, l4 int, hasL4 bool, proto byte, tcpHdrLen int, d *Debias) {
+	if version == 4 {
+		if d.IP == IPZero {
+			zeroRange(hdr, 12, 8)
+		}
+		if d.TTL {
+			setByte(hdr, 8, 0)
+		}
+		if d.Checksums {
+			zeroRange(hdr, 10, 2)
+		}
+	} else {
+		if d.IP == IPZero {
+			zeroRange(hdr, 8, 32)
+		}
+		if d.TTL {
+			setByte(hdr, 7, 0)
+		}
+	}
+	if !hasL4 {
+		return
+	}
+	if d.Port == PortZero && (proto == 6 || proto == 17 || proto == 132) {
+		zeroRange(hdr, l4, 4)
+	}
+	switch proto {
 	case 6:
-		switch d.TCPSeq {
-		case SeqZero:
+		if d.TCPSeq == SeqZero {
 			zeroRange(hdr, l4+4, 8)
-		case SeqRelative:
-			if l4+12 <= len(hdr) {
-				seq := binary.BigEndian.Uint32(hdr[l4+4:])
-				ack := binary.BigEndian.Uint32(hdr[l4+8:])
-				if !b.haveISN[dir] {
-					b.isn[dir], b.haveISN[dir] = seq, true
-				}
-				binary.BigEndian.PutUint32(hdr[l4+4:], seq-b.isn[dir])
-				if b.haveISN[1-dir] {
-					binary.BigEndian.PutUint32(hdr[l4+8:], ack-b.isn[1-dir])
-				} else {
-					binary.BigEndian.PutUint32(hdr[l4+8:], 0)
-				}
-			}
 		}
 		if d.Window {
 			zeroRange(hdr, l4+14, 2)
@@ -203,8 +219,8 @@ func (b *Builder) debias(hdr []byte, p *flow.Packet, m flow.PacketMeta, key *flo
 		if d.Checksums {
 			zeroRange(hdr, l4+16, 2)
 		}
-		if d.TCPOptions && p.L4HdrLen > 20 {
-			zeroRange(hdr, l4+20, p.L4HdrLen-20)
+		if d.TCPOptions && tcpHdrLen > 20 {
+			zeroRange(hdr, l4+20, tcpHdrLen-20)
 		}
 	case 17:
 		if d.Checksums {

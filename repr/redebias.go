@@ -126,65 +126,22 @@ func redebiasSlot(slot []byte, d *Debias) RedebiasStats {
 	if d.SNI {
 		ZeroSNI(slot[HeaderBytes:])
 	}
-	// IP level: as (*Builder).debias. Bytes past the packet's header are the
-	// slot's zero padding, so zeroing up to HeaderBytes equals zeroing up to
-	// the header length the builder saw.
-	if version == 4 {
-		if d.IP == IPZero {
-			clear(hdr[12:20])
-		}
-		if d.TTL {
-			hdr[8] = 0
-		}
-		if d.Checksums {
-			clear(hdr[10:12])
-		}
-	} else {
-		if d.IP == IPZero {
-			clear(hdr[8:40])
-		}
-		if d.TTL {
-			hdr[7] = 0
-		}
-	}
+	// Bytes past the packet's header are the slot's zero padding, so
+	// zeroing up to HeaderBytes equals zeroing up to the header length the
+	// builder saw.
 	l4, proto, ok := l4Start(hdr, version)
-	if !ok {
-		return st
-	}
-	if l4 >= HeaderBytes {
+	if ok && l4 >= HeaderBytes {
 		st.L4Outside++
+		zeroFields(hdr, version, 0, false, 0, 0, d) // IP-level fields only
 		return st
 	}
-	if d.Port == PortZero && (proto == 6 || proto == 17 || proto == 132) {
-		zeroRange(hdr, l4, 4)
+	tcpHdrLen := 0
+	if ok && proto == 6 && l4+12 < HeaderBytes {
+		// the decoder takes max(data offset, 20) bytes, cut to the captured
+		// bytes (the cut part is zero padding here)
+		tcpHdrLen = int(hdr[l4+12]>>4) * 4
 	}
-	switch proto {
-	case 6:
-		if d.TCPSeq == SeqZero {
-			zeroRange(hdr, l4+4, 8)
-		}
-		if d.Window {
-			zeroRange(hdr, l4+14, 2)
-		}
-		if d.Checksums {
-			zeroRange(hdr, l4+16, 2)
-		}
-		if d.TCPOptions && l4+12 < HeaderBytes {
-			// the decoder takes max(data offset, 20) bytes, cut to the
-			// captured bytes (the cut part is zero padding here)
-			if hl := int(hdr[l4+12]>>4) * 4; hl > 20 {
-				zeroRange(hdr, l4+20, hl-20)
-			}
-		}
-	case 17:
-		if d.Checksums {
-			zeroRange(hdr, l4+6, 2)
-		}
-	case 1, 58:
-		if d.Checksums {
-			zeroRange(hdr, l4+2, 2)
-		}
-	}
+	zeroFields(hdr, version, l4, ok, proto, tcpHdrLen, d)
 	return st
 }
 
