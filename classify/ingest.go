@@ -162,9 +162,25 @@ func (in *Ingest) Close() {
 // treat capture.ErrTruncated as a warning). The error names the capture
 // once: a *capture.Error (which names the file and offset) is returned as
 // is, any other is prefixed with r.Name().
-func (in *Ingest) ReadCapture(r *capture.Reader) error {
+func (in *Ingest) ReadCapture(r *capture.Reader) error { return in.ReadCaptureUntil(r, nil) }
+
+// ErrReadStopped is returned by ReadCaptureUntil when stop ended the read.
+var ErrReadStopped = errors.New("classify: reading the capture was stopped")
+
+// ReadCaptureUntil is ReadCapture that also ends, with ErrReadStopped,
+// once stop is closed (checked every 256 packets; a nil stop never
+// closes). The packets fed before stay in the flow table: Close reports
+// their flows as usual.
+func (in *Ingest) ReadCaptureUntil(r *capture.Reader, stop <-chan struct{}) error {
 	var cp capture.Packet
-	for {
+	for n := 1; ; n++ {
+		if n%256 == 0 && stop != nil {
+			select {
+			case <-stop:
+				return ErrReadStopped
+			default:
+			}
+		}
 		if err := r.Next(&cp); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil

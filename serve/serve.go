@@ -96,6 +96,13 @@ type Server struct {
 	lastT  time.Time
 	stop   chan struct{}
 	done   chan struct{}
+
+	// In-flight uploads, for StopUploads.
+	upMu      sync.Mutex
+	upIdle    *sync.Cond // signalled when upRunning drops to 0
+	upRunning int
+	upClosing bool
+	upAbort   chan struct{} // closed by StopUploads: stop reading captures
 }
 
 // point is one step of the dashboard's time series.
@@ -146,7 +153,8 @@ func New(upload, live *classify.Pipeline, cfg Config) *Server {
 	cfg = cfg.WithDefaults()
 	s := &Server{cfg: cfg, upload: upload, live: live, reg: prometheus.NewRegistry(),
 		ring: make([]classify.Result, cfg.RecentFlows), tick: map[string]uint64{},
-		stop: make(chan struct{}), done: make(chan struct{}), lastT: time.Now()}
+		stop: make(chan struct{}), done: make(chan struct{}), lastT: time.Now(), upAbort: make(chan struct{})}
+	s.upIdle = sync.NewCond(&s.upMu)
 	s.labels = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netmamba_flows_by_label_total",
 		Help: "Final flow results by label."}, []string{"label"})
 	s.reg.MustRegister(s.labels, &collector{s: s})
@@ -171,6 +179,51 @@ func (s *Server) AddSink(f func(*classify.Result)) { s.extra = append(s.extra, f
 
 // Handler is the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }
+
+// StopUploads ends the uploads: new ones are refused (503), those in
+// flight stop reading their capture, their upload pipeline drains — flows
+// read so far are classified for at most drain, then reported shed, so
+// every one still reaches the sinks — and StopUploads returns once every
+// upload handler has returned; the upload pipeline may then be closed.
+// Call it after http.Server.Shutdown has given uploads their grace period.
+// Later calls only wait.
+func (s *Server) StopUploads(drain time.Duration) {
+	s.upMu.Lock()
+	if !s.upClosing {
+		s.upClosing = true
+		close(s.upAbort)
+		if s.upRunning > 0 {
+			s.upload.Drain(drain)
+		}
+	}
+	for s.upRunning > 0 {
+		s.upIdle.Wait()
+	}
+	s.upMu.Unlock()
+}
+
+// beginUpload registers an upload in flight; false when StopUploads has
+// been called.
+func (s *Server) beginUpload() bool {
+	s.upMu.Lock()
+	defer s.upMu.Unlock()
+	if s.upClosing {
+		return false
+	}
+	s.upRunning++
+	return true
+}
+
+func (s *Server) endUpload() {
+	s.upMu.Lock()
+	if s.upRunning--; s.upRunning == 0 {
+		s.upIdle.Broadcast()
+	}
+	s.upMu.Unlock()
+}
+
+// errShuttingDown ends an upload cut short by StopUploads.
+var errShuttingDown = errors.New("server shutting down: the upload was cut short (the flows read before are in /api/flows and the other sinks); retry")
 
 // Close stops the time-series sampler.
 func (s *Server) Close() {
@@ -218,6 +271,11 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) {
+	if !s.beginUpload() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.endUpload()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload))
 	if err != nil {
 		var mb *http.MaxBytesError
@@ -266,8 +324,12 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) {
 		out = append(out, res.AppendJSON(nil))
 		mu.Unlock()
 	})
-	rerr := in.ReadCapture(cr)
+	rerr := in.ReadCaptureUntil(cr, s.upAbort)
 	in.Close()
+	if errors.Is(rerr, classify.ErrReadStopped) {
+		http.Error(w, errShuttingDown.Error(), http.StatusServiceUnavailable)
+		return
+	}
 	if rerr != nil && !capture.IsTruncated(rerr) && len(out) == 0 {
 		http.Error(w, rerr.Error(), http.StatusBadRequest)
 		return

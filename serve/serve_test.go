@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,11 +15,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/netmamba/netmamba/capture"
 	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/classify"
 	"github.com/netmamba/netmamba/extract"
@@ -32,7 +35,7 @@ var testClasses = []string{"web", "mail", "chat"}
 
 // newTestPipeline builds a pipeline on a RANDOMLY INITIALISED tiny model
 // (a fixture, not a trained model).
-func newTestPipeline(t *testing.T) *classify.Pipeline {
+func newTestPipeline(t *testing.T, tweak ...func(*classify.Options)) *classify.Pipeline {
 	t.Helper()
 	m, err := model.NewRandom(arch.Config{EmbedDim: 8, Depth: 1, NumClasses: len(testClasses)}, 9)
 	if err != nil {
@@ -51,7 +54,11 @@ func newTestPipeline(t *testing.T) *classify.Pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := classify.New([]train.Classifier{l.Net}, classify.Options{Classes: l.Meta.Classes, Bidirectional: true, Block: true})
+	o := classify.Options{Classes: l.Meta.Classes, Bidirectional: true, Block: true}
+	for _, f := range tweak {
+		f(&o)
+	}
+	p, err := classify.New([]train.Classifier{l.Net}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,4 +367,97 @@ func TestDashboardChromium(t *testing.T) {
 		os.WriteFile(keep, png, 0o644)
 	}
 	t.Logf("dashboard: %d rows; screenshot %s (%d bytes)", rows, shot, len(png))
+}
+
+// udpFlowsCapture is a raw-IP pcap of n UDP flows of 6 packets each, one
+// after the other.
+func udpFlowsCapture(t *testing.T, n int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := capture.NewPcapWriter(&buf, capture.PcapWriterOptions{LinkType: capture.LinkRaw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		for k := range 6 {
+			pkt := make([]byte, 28+32)
+			pkt[0], pkt[8], pkt[9] = 0x45, 64, 17
+			binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
+			copy(pkt[12:], []byte{10, 0, byte(i >> 8), byte(i)})
+			copy(pkt[16:], []byte{10, 1, 0, 1})
+			binary.BigEndian.PutUint16(pkt[20:], uint16(20000+i))
+			binary.BigEndian.PutUint16(pkt[22:], 5000)
+			binary.BigEndian.PutUint16(pkt[24:], uint16(len(pkt)-20))
+			if err := w.WritePacket(int64(i)*120e9+int64(k)*1e6, pkt, len(pkt)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return buf.Bytes()
+}
+
+// StopUploads cuts an upload in flight short: the client gets 503, every
+// flow read before is still reported (none lost), later uploads get 503,
+// and the upload pipeline can then be closed (before, a handler still
+// feeding it after the HTTP server's grace period raced with Close).
+func TestStopUploadsDuringUpload(t *testing.T) {
+	// Early results come from the classifier while the capture is read; a
+	// short queue makes the reader wait for the classifier the sink holds.
+	p := newTestPipeline(t, func(o *classify.Options) { o.EmitEarly, o.QueueLen = true, 2 })
+	const flows = 1000
+	body := udpFlowsCapture(t, flows)
+	srv := New(p, nil, Config{MaxUpload: int64(len(body))})
+	defer srv.Close()
+	reached := make(chan struct{})
+	var held atomic.Bool
+	var finals atomic.Uint64
+	srv.AddSink(func(r *classify.Result) {
+		if r.Final {
+			finals.Add(1)
+		}
+		if held.CompareAndSwap(false, true) { // hold the first result until StopUploads is under way
+			close(reached)
+			<-srv.upAbort
+		}
+	})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	type reply struct {
+		code int
+		body string
+		err  error
+	}
+	got := make(chan reply, 1)
+	go func() {
+		resp, err := http.Post(ts.URL+"/api/classify", "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			got <- reply{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		got <- reply{code: resp.StatusCode, body: string(b)}
+	}()
+	<-reached
+	srv.StopUploads(time.Second) // returns once the handler has
+	var r reply
+	select {
+	case r = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no reply 30 s after StopUploads returned")
+	}
+	if r.err != nil || r.code != http.StatusServiceUnavailable || !strings.Contains(r.body, "shutting down") {
+		t.Fatalf("upload cut short: status %d, body %.200q, error %v; want 503 shutting down", r.code, r.body, r.err)
+	}
+	st := p.Stats()
+	if st.Flows == 0 || st.Flows >= flows {
+		t.Fatalf("%d flows started, want some but not all %d (the read was not cut short)", st.Flows, flows)
+	}
+	if finals.Load() != st.Flows || st.LiveFlows != 0 {
+		t.Fatalf("%d flows started, %d final results, %d still live: flows lost", st.Flows, finals.Load(), st.LiveFlows)
+	}
+	if code, _ := do(t, "POST", ts.URL+"/api/classify", "", body); code != http.StatusServiceUnavailable {
+		t.Fatalf("upload after StopUploads: status %d, want 503", code)
+	}
+	t.Logf("cut short after %d of %d flows; %d final results (%d classified, %d shed)", st.Flows, flows, finals.Load(), st.Classified, st.Shed)
 }

@@ -52,8 +52,10 @@ held under --max-memory (default 1GiB; sets the Go memory limit and derives the
 flow-table cap, printed at start; --max-flows overrides); the bound also holds one upload
 (its body, 8× that gzip-decompressed, and its flow table) and the recent results: lower
 --max-upload to leave more to live flows. Concurrent uploads and an upload's JSON
-response are beyond it. Shutdown is bounded by --drain-timeout (default 10s): open
-flows it leaves unclassified are reported shed. With --redis ADDR every final
+response are beyond it. At shutdown, uploads in progress get 5 s to finish, then
+stop reading and answer 503 (the flows they read are still classified and sent
+to /api/flows and Redis); live and upload flows are classified for at most
+--drain-timeout (default 10s), and those left unclassified are reported shed. With --redis ADDR every final
 result is also written to Redis: XADD netmamba:flows (fields json, label; stream capped
 at about 100000 entries) and HSET netmamba:flow:SRC:SPORT-DST:DPORT/PROTO (label,
 confidence, packets, bytes, first_seen_ms, last_seen_ms, classified_at_packets, shed,
@@ -156,7 +158,8 @@ wait for it rather than shed.`,
 
 // serveLoop serves srv on ln and, with a live pipeline, captures live
 // (runLive with o) until ctx is done or either fails; then it stops the
-// HTTP server (in-flight uploads get 5 s) and waits for the live capture
+// HTTP server (in-flight uploads get 5 s, then are cut short: see
+// serve.Server.StopUploads) and waits for the live capture
 // to end: its open flows are classified for at most o.drainTimeout, the
 // rest reported shed, every one reaching srv's sinks before it returns.
 func serveLoop(ctx context.Context, ln net.Listener, srv *serve.Server, livePipe *classify.Pipeline, o liveOptions, stderr io.Writer) error {
@@ -181,6 +184,10 @@ func serveLoop(ctx context.Context, ln net.Listener, srv *serve.Server, livePipe
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	hs.Shutdown(sctx)
+	// Uploads still running after the grace period stop reading; what they
+	// read is classified within the drain timeout (then shed), and every
+	// handler has returned before the pipelines close.
+	srv.StopUploads(o.drainTimeout)
 	if liveErr != nil {
 		if lerr := <-liveErr; err == nil || errors.Is(err, http.ErrServerClosed) {
 			err = lerr
