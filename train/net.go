@@ -52,16 +52,17 @@ type NetMambaClassifier struct {
 // flows on threads workers.
 func NewNetMambaClassifier(m *model.Model, batch, threads int, dropPath float64) *NetMambaClassifier {
 	c := &NetMambaClassifier{M: m, DropPath: dropPath, grads: m.NewGrads(), threads: threads, batch: batch}
-	c.params = netmambaParams(m, c.grads)
+	c.params = pairParams(m.P.List(), c.grads.List())
 	return c
 }
 
-// netmambaParams pairs m's parameters with their gradient buffers in g.
-func netmambaParams(m *model.Model, g *model.Params) []*Param {
-	gl := g.List()
-	var ps []*Param
-	for i, p := range m.P.List() {
-		ps = append(ps, &Param{Name: p.Name, Shape: p.Shape, Data: p.Data, Grad: gl[i].Data})
+// pairParams pairs a model's parameters with their gradient buffers (the
+// same list, in the same order, from the model's NewGrads). NetMamba,
+// fuse3 and NetTrans parameters are all model.Param.
+func pairParams(params, grads []model.Param) []*Param {
+	ps := make([]*Param, len(params))
+	for i, p := range params {
+		ps[i] = &Param{Name: p.Name, Shape: p.Shape, Data: p.Data, Grad: grads[i].Data}
 	}
 	return ps
 }

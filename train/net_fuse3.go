@@ -32,17 +32,8 @@ var (
 // batches of up to batch flows on threads workers.
 func NewFuse3Classifier(m *model.Fuse3, batch, threads int, dropPath float64) *Fuse3Classifier {
 	c := &Fuse3Classifier{M: m, DropPath: dropPath, grads: m.NewGrads(), threads: threads, batch: max(batch, 1)}
-	c.params = fuse3Params(m, c.grads)
+	c.params = pairParams(m.P.List(), c.grads.List())
 	return c
-}
-
-func fuse3Params(m *model.Fuse3, g *model.Fuse3Params) []*Param {
-	gl := g.List()
-	var ps []*Param
-	for i, p := range m.P.List() {
-		ps = append(ps, &Param{Name: p.Name, Shape: p.Shape, Data: p.Data, Grad: gl[i].Data})
-	}
-	return ps
 }
 
 // NumClasses implements Classifier.
@@ -143,7 +134,7 @@ type Fuse3Pretrain struct {
 // to batch flows on threads workers.
 func NewFuse3Pretrain(m *model.Fuse3, batch, threads int, dropPath float64) *Fuse3Pretrain {
 	a := &Fuse3Pretrain{M: m, DropPath: dropPath, grads: m.NewGrads(), threads: threads, batch: max(batch, 1)}
-	a.params = fuse3Params(m, a.grads)
+	a.params = pairParams(m.P.List(), a.grads.List())
 	return a
 }
 

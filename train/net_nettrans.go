@@ -55,10 +55,7 @@ var (
 func NewNetTransClassifier(m *nettrans.Model, batch, threads int, dropPath float64) *NetTransClassifier {
 	_ = dropPath
 	c := &NetTransClassifier{M: m, Dropout: NetTransDropout, grads: m.NewGrads(), threads: threads, batch: max(batch, 1)}
-	gl := c.grads.List()
-	for i, p := range m.P.List() {
-		c.params = append(c.params, &Param{Name: p.Name, Shape: p.Shape, Data: p.Data, Grad: gl[i].Data})
-	}
+	c.params = pairParams(m.P.List(), c.grads.List())
 	return c
 }
 
@@ -210,10 +207,7 @@ type NetTransPretrain struct {
 func NewNetTransPretrain(m *nettrans.Model, batch, threads int, dropPath float64) *NetTransPretrain {
 	_, _ = batch, dropPath
 	a := &NetTransPretrain{M: m, Dropout: NetTransDropout, grads: m.NewGrads(), pending: m.NewGrads(), threads: threads}
-	gl := a.grads.List()
-	for i, p := range m.P.List() {
-		a.params = append(a.params, &Param{Name: p.Name, Shape: p.Shape, Data: p.Data, Grad: gl[i].Data})
-	}
+	a.params = pairParams(m.P.List(), a.grads.List())
 	return a
 }
 

@@ -36,7 +36,7 @@ type NetMambaMAE struct {
 // NewNetMambaMAE wraps the pre-training model m.
 func NewNetMambaMAE(m *model.Model, batch, threads int, dropPath float64) *NetMambaMAE {
 	a := &NetMambaMAE{M: m, DropPath: dropPath, grads: m.NewGrads(), threads: threads, batch: batch}
-	a.params = netmambaParams(m, a.grads)
+	a.params = pairParams(m.P.List(), a.grads.List())
 	return a
 }
 
