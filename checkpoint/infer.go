@@ -224,24 +224,8 @@ func inferByteModel(s shapeSet, inf *Inference) error {
 		return fmt.Errorf("pos_embed %v, want [1, L+1, %d]", pos, c.EmbedDim)
 	}
 	c.ByteLength = (pos[1] - 1) * c.Stride
-	if c.Depth, err = s.blockCount("blocks."); err != nil {
+	if err := inferEncoder(s, "blocks.", "nettrans", "netmamba", c, inf); err != nil {
 		return err
-	}
-	if c.Depth == 0 {
-		return fmt.Errorf("no blocks.N tensors: the encoder blocks are missing (architecture and depth unknown)")
-	}
-	if s.isAttention("blocks.") {
-		c.Arch = "nettrans"
-		if err := inferAttention(s, "blocks.", c.Depth, c.EmbedDim, inf); err != nil {
-			return err
-		}
-	} else {
-		c.Arch = "netmamba"
-		d, err := inferMambaStack(s, "blocks.", c.Depth, c.EmbedDim)
-		if err != nil {
-			return err
-		}
-		setMamba(c, d)
 	}
 	if s.hasPrefix("decoder_") {
 		c.Task = "pretrain"
@@ -290,24 +274,8 @@ func inferFuse3(s shapeSet, inf *Inference) error {
 	if pos[0] != 1 || pos[2] != c.EmbedDim {
 		return fmt.Errorf("pos_embed %v, want [1, T, %d]", pos, c.EmbedDim)
 	}
-	if c.Depth, err = s.blockCount("encoder_blocks."); err != nil {
+	if err := inferEncoder(s, "encoder_blocks.", "fuse3_nettrans", "fuse3", c, inf); err != nil {
 		return err
-	}
-	if c.Depth == 0 {
-		return fmt.Errorf("no encoder_blocks.N tensors: the encoder blocks are missing")
-	}
-	if s.isAttention("encoder_blocks.") {
-		c.Arch = "fuse3_nettrans"
-		if err := inferAttention(s, "encoder_blocks.", c.Depth, c.EmbedDim, inf); err != nil {
-			return err
-		}
-	} else {
-		c.Arch = "fuse3"
-		d, err := inferMambaStack(s, "encoder_blocks.", c.Depth, c.EmbedDim)
-		if err != nil {
-			return err
-		}
-		setMamba(c, d)
 	}
 	// T = 2·(seq_len + 1) + byte_tokens + 1. The byte token count is known
 	// from the pre-training decoder; otherwise the official 1600 bytes.
@@ -346,5 +314,29 @@ func inferFuse3(s shapeSet, inf *Inference) error {
 		return fmt.Errorf("head.weight %v, want [classes, %d]", head, c.EmbedDim)
 	}
 	c.NumClasses = head[0]
+	return nil
+}
+
+// inferEncoder sets c's Depth from the prefix+"N." block tensors and, by
+// the blocks' kind, its Arch (attnArch for attention blocks, mambaArch for
+// Mamba ones) and the block sizes.
+func inferEncoder(s shapeSet, prefix, attnArch, mambaArch string, c *arch.Config, inf *Inference) error {
+	var err error
+	if c.Depth, err = s.blockCount(prefix); err != nil {
+		return err
+	}
+	if c.Depth == 0 {
+		return fmt.Errorf("no %sN tensors: the encoder blocks are missing (architecture and depth unknown)", prefix)
+	}
+	if s.isAttention(prefix) {
+		c.Arch = attnArch
+		return inferAttention(s, prefix, c.Depth, c.EmbedDim, inf)
+	}
+	c.Arch = mambaArch
+	d, err := inferMambaStack(s, prefix, c.Depth, c.EmbedDim)
+	if err != nil {
+		return err
+	}
+	setMamba(c, d)
 	return nil
 }
