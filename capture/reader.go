@@ -400,24 +400,7 @@ func (r *Reader) nextNG(p *Packet) error {
 			if len(body) < 20 {
 				return r.errAt(start, ErrCorrupt, "enhanced packet block body of %d bytes", len(body))
 			}
-			id := r.u32(body)
-			if int(id) >= len(r.ifaces) {
-				return r.errAt(start, ErrCorrupt, "packet on interface %d, only %d defined", id, len(r.ifaces))
-			}
-			ts := uint64(r.u32(body[4:]))<<32 | uint64(r.u32(body[8:]))
-			capl, orig := r.u32(body[12:]), r.u32(body[16:])
-			if uint64(capl) > uint64(len(body)-20) {
-				return r.errAt(start, ErrCorrupt, "captured length %d exceeds block (%d)", capl, len(body)-20)
-			}
-			f := &r.ifaces[id]
-			p.Data = body[20 : 20+capl : 20+capl]
-			p.TimestampNs = f.toNs(ts)
-			p.OrigLen = int(orig)
-			p.LinkType = f.link
-			p.Interface = int(id)
-			p.Offset = r.base + int64(start)
-			r.packets++
-			return nil
+			return r.packetBlock(p, body, start, r.u32(body))
 		case blockSPB:
 			if len(body) < 4 {
 				return r.errAt(start, ErrCorrupt, "simple packet block body of %d bytes", len(body))
@@ -446,24 +429,7 @@ func (r *Reader) nextNG(p *Packet) error {
 			if len(body) < 20 {
 				return r.errAt(start, ErrCorrupt, "packet block body of %d bytes", len(body))
 			}
-			id := r.u16(body)
-			if int(id) >= len(r.ifaces) {
-				return r.errAt(start, ErrCorrupt, "packet on interface %d, only %d defined", id, len(r.ifaces))
-			}
-			ts := uint64(r.u32(body[4:]))<<32 | uint64(r.u32(body[8:]))
-			capl, orig := r.u32(body[12:]), r.u32(body[16:])
-			if uint64(capl) > uint64(len(body)-20) {
-				return r.errAt(start, ErrCorrupt, "captured length %d exceeds block (%d)", capl, len(body)-20)
-			}
-			f := &r.ifaces[id]
-			p.Data = body[20 : 20+capl : 20+capl]
-			p.TimestampNs = f.toNs(ts)
-			p.OrigLen = int(orig)
-			p.LinkType = f.link
-			p.Interface = int(id)
-			p.Offset = r.base + int64(start)
-			r.packets++
-			return nil
+			return r.packetBlock(p, body, start, uint32(r.u16(body)))
 		case blockIDB:
 			if len(body) < 8 {
 				return r.errAt(start, ErrCorrupt, "interface block body of %d bytes", len(body))
@@ -543,3 +509,26 @@ func (r *Reader) parseIDB(body []byte, start int) (iface, error) {
 // IsTruncated reports whether err says the file ends inside a record (the
 // packets before it were good).
 func IsTruncated(err error) bool { return errors.Is(err, ErrTruncated) }
+
+// packetBlock fills p from the body (at least 20 bytes) of an enhanced or
+// obsolete packet block at start on interface id: timestamp at body[4:12],
+// captured and original lengths at body[12:20], data from body[20:].
+func (r *Reader) packetBlock(p *Packet, body []byte, start int, id uint32) error {
+	if int(id) >= len(r.ifaces) {
+		return r.errAt(start, ErrCorrupt, "packet on interface %d, only %d defined", id, len(r.ifaces))
+	}
+	ts := uint64(r.u32(body[4:]))<<32 | uint64(r.u32(body[8:]))
+	capl, orig := r.u32(body[12:]), r.u32(body[16:])
+	if uint64(capl) > uint64(len(body)-20) {
+		return r.errAt(start, ErrCorrupt, "captured length %d exceeds block (%d)", capl, len(body)-20)
+	}
+	f := &r.ifaces[id]
+	p.Data = body[20 : 20+capl : 20+capl]
+	p.TimestampNs = f.toNs(ts)
+	p.OrigLen = int(orig)
+	p.LinkType = f.link
+	p.Interface = int(id)
+	p.Offset = r.base + int64(start)
+	r.packets++
+	return nil
+}
