@@ -490,7 +490,7 @@ type fuse3Worker struct {
 type fuse3Flow struct {
 	enc      *stackActs
 	encScale []float32
-	dropMask []float32 // (L_enc, E) dropout scale, empty when off
+	dropMask dropoutMask // (L_enc, E) dropout scale, empty when off
 	pre      *fuse3PreFlow
 }
 
@@ -678,53 +678,11 @@ func firstFlowErr(errs []error) error {
 // drawTrain draws every flow's drop-path scales (sequentially, so the
 // draws do not depend on the thread count) and a dropout seed per flow.
 func (ws *Fuse3Workspace) drawTrain(B int, opt TrainOptions) ([]uint64, error) {
-	if (opt.DropPath > 0 || opt.DropRate > 0) && opt.Rand == nil {
-		return nil, fmt.Errorf("model: fuse3: drop-path %g / dropout %g needs TrainOptions.Rand", opt.DropPath, opt.DropRate)
-	}
-	if opt.DropPath < 0 || opt.DropPath >= 1 || opt.DropRate < 0 || opt.DropRate >= 1 {
-		return nil, fmt.Errorf("model: fuse3: drop-path %g and dropout %g must be in [0, 1)", opt.DropPath, opt.DropRate)
-	}
-	rates := DropPathRates(ws.m.Cfg.Depth, opt.DropPath)
 	seeds := make([]uint64, B)
-	for i := 0; i < B; i++ {
-		f := ws.flows[i]
-		for l := range f.encScale {
-			f.encScale[l] = dropScale(rates[l], opt.Rand)
-		}
-		if opt.DropRate > 0 {
-			seeds[i] = opt.Rand.Uint64()
-		}
+	if err := drawTrainFlows(opt, ws.m.Cfg.Depth, func(i int) []float32 { return ws.flows[i].encScale }, seeds); err != nil {
+		return nil, fmt.Errorf("model: fuse3: %w", err)
 	}
 	return seeds, nil
-}
-
-// dropout applies the official pos_drop (inverted dropout, rate p) to the
-// encoder input v in place with a per-flow splitmix64 stream, keeping the
-// mask for backward.
-func (f *fuse3Flow) dropout(v []float32, p float64, seed uint64) {
-	if p <= 0 {
-		f.dropMask = f.dropMask[:0]
-		return
-	}
-	if cap(f.dropMask) < len(v) {
-		f.dropMask = make([]float32, len(v))
-	}
-	f.dropMask = f.dropMask[:len(v)]
-	keep := float32(1 / (1 - p))
-	s := seed
-	for i := range v {
-		s += 0x9e3779b97f4a7c15
-		z := s
-		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-		z = (z ^ z>>27) * 0x94d049bb133111eb
-		z ^= z >> 31
-		if float64(z>>11)/(1<<53) < p {
-			f.dropMask[i] = 0
-		} else {
-			f.dropMask[i] = keep
-		}
-		v[i] *= f.dropMask[i]
-	}
 }
 
 // ForwardTrain runs the training forward of b.N flows (drop-path and
@@ -748,7 +706,7 @@ func (m *Fuse3) ForwardTrain(b *Fuse3Batch, logits []float32, ws *Fuse3Workspace
 		if errs[i] = m.Layout.Forward(wk.emb, &m.P.Emb, m.flowInput(ws.in, i)); errs[i] != nil {
 			return
 		}
-		f.dropout(wk.emb[:L*E], opt.DropRate, seeds[i])
+		f.dropMask.apply(wk.emb[:L*E], opt.DropRate, seeds[i])
 		enc.forward(L, wk.emb, f.encScale, f.enc, wk.enc, 0)
 		m.Layout.CLSSum(wk.cls, f.enc.Out)
 		m.head(wk.cls, logits[i*C:(i+1)*C])
@@ -800,11 +758,7 @@ func (m *Fuse3) Backward(dlogits []float32, ws *Fuse3Workspace, g *Fuse3Params) 
 		clear(wk.dout[:L*E])
 		m.Layout.CLSSumBackward(wk.dout, ds)
 		enc.backwardRows(L, f.encScale, f.enc, wk.dout, m.encoder(gp), wk.enc, wk.demb, lastRows)
-		if len(f.dropMask) > 0 {
-			for j, s := range f.dropMask {
-				wk.demb[j] *= s
-			}
-		}
+		f.dropMask.backward(wk.demb)
 		m.Layout.Backward(&wk.gw, wk.demb, m.flowInput(ws.in, i))
 	})
 	for w := 0; w < nw; w++ {

@@ -181,7 +181,7 @@ func (m *Fuse3) ForwardPretrain(b *Fuse3Batch, noise *Fuse3Noise, ws *Fuse3Works
 	if err := m.checkPretrain(b, noise, ws, opt); err != nil {
 		return Fuse3Losses{}, err
 	}
-	B, T, K, E, Dd, S, sl, Ms := b.N, m.Tokens, m.Kept(), m.Cfg.EmbedDim, m.Cfg.DecoderEmbedDim, m.Cfg.Stride, m.Cfg.SeqLen, m.SeqMasked()
+	B, T, K, E, sl, Ms := b.N, m.Tokens, m.Kept(), m.Cfg.EmbedDim, m.Cfg.SeqLen, m.SeqMasked()
 	V, BS, Lenc := m.Opt.SizeVocab(), m.Layout.ByteStart, m.preEncTokens()
 	seeds, err := ws.drawTrain(B, opt)
 	if err != nil {
@@ -218,18 +218,14 @@ func (m *Fuse3) ForwardPretrain(b *Fuse3Batch, noise *Fuse3Noise, ws *Fuse3Works
 	byteSum, sizeSum, iatSum := ws.sums[:B], ws.sums[B:2*B], ws.sums[2*B:3*B]
 	clear(ws.sums[:3*B])
 	errs := ws.errs[:B]
+	md := m.maeDecoder()
 	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		pf, s := f.pre, wk.pre
 		in := m.flowInput(ws.in, i)
 		// Masking.
 		argsortInto(s.order, nz.Bytes[i*T:(i+1)*T])
-		for r, j := range s.order {
-			pf.restore[j] = r
-			if r < K {
-				pf.keep[r] = j
-			}
-		}
+		splitByRank(s.order, pf.keep, pf.restore)
 		if m.Layout.Sizes {
 			maskedPositions(pf.sizeMask, s.sorder, nz.Sizes[i*sl:(i+1)*sl])
 			copy(pf.sizes, in.Sizes)
@@ -257,47 +253,13 @@ func (m *Fuse3) ForwardPretrain(b *Fuse3Batch, noise *Fuse3Noise, ws *Fuse3Works
 			copy(s.encIn[(BS+r)*E:(BS+r+1)*E], wk.emb[(BS+j)*E:(BS+j+1)*E])
 		}
 		copy(s.encIn[(BS+K)*E:(BS+K+1)*E], wk.emb[(BS+T)*E:(BS+T+1)*E])
-		f.dropout(s.encIn[:Lenc*E], opt.DropRate, seeds[i])
+		f.dropMask.apply(s.encIn[:Lenc*E], opt.DropRate, seeds[i])
 		enc.forward(Lenc, s.encIn, f.encScale, f.enc, wk.enc, 0)
 		h := f.enc.Out
-		// Byte decoder: decoder_embed (K+1, Dd) on the byte rows.
-		kernels.Gemm(false, true, K+1, Dd, E, h[BS*E:], E, m.P.DecEmbedW, E, 0, s.dEmb, Dd)
-		for r := 0; r <= K; r++ {
-			row := s.dEmb[r*Dd : (r+1)*Dd]
-			for e := range row {
-				row[e] += m.P.DecEmbedB[e]
-			}
-		}
-		// Un-shuffle with mask tokens, CLS last, + byte_decoder_pos_embed.
-		for j := 0; j <= T; j++ {
-			src := m.P.MaskToken
-			if j == T {
-				src = s.dEmb[K*Dd : (K+1)*Dd]
-			} else if r := pf.restore[j]; r < K {
-				src = s.dEmb[r*Dd : (r+1)*Dd]
-			}
-			row := s.decIn[j*Dd : (j+1)*Dd]
-			pos := m.P.DecPosEmbed[j*Dd : (j+1)*Dd]
-			for e := range row {
-				row[e] = src[e] + pos[e]
-			}
-		}
+		// Byte decoder on the byte rows (visible tokens + byte CLS).
+		md.input(pf.restore, h[BS*E:], s.dEmb, s.decIn)
 		dec.forward(T+1, s.decIn, pf.decScale, pf.dec, s.dec, 0)
-		kernels.Gemm(false, true, T, S, Dd, pf.dec.Out, Dd, m.P.DecPredW, Dd, 0, pf.pred, S)
-		var sum float64
-		for j := 0; j < T; j++ {
-			row := pf.pred[j*S : (j+1)*S]
-			var se float32
-			for k := range row {
-				row[k] += m.P.DecPredB[k]
-				d := row[k] - in.Bytes[j*S+k]
-				se += d * d
-			}
-			if pf.restore[j] >= K {
-				sum += float64(se / float32(S))
-			}
-		}
-		byteSum[i] = sum
+		byteSum[i] = md.predict(pf.restore, pf.dec.Out, in.Bytes, pf.pred)
 		// Size head at the masked size rows: logits (Ms, V), softmax CE.
 		if m.Layout.Sizes {
 			for k, j := range pf.sizeMask {
@@ -373,7 +335,7 @@ func (m *Fuse3) BackwardPretrain(ws *Fuse3Workspace, g *Fuse3Params) error {
 	if g == nil || len(g.Flat()) != len(m.P.Flat()) {
 		return fmt.Errorf("model: fuse3: gradient set was not made by this model's NewGrads")
 	}
-	B, T, K, E, Dd, S, Ms := ws.n, m.Tokens, m.Kept(), m.Cfg.EmbedDim, m.Cfg.DecoderEmbedDim, m.Cfg.Stride, m.SeqMasked()
+	B, T, K, E, S, Ms := ws.n, m.Tokens, m.Kept(), m.Cfg.EmbedDim, m.Cfg.Stride, m.SeqMasked()
 	V, BS, Lenc, L := m.Opt.SizeVocab(), m.Layout.ByteStart, m.preEncTokens(), m.Layout.Tokens
 	enc, dec := ws.trainStacks(m, true)
 	nw := min(ws.Threads, B)
@@ -385,6 +347,7 @@ func (m *Fuse3) BackwardPretrain(ws *Fuse3Workspace, g *Fuse3Params) error {
 	if Ms > 0 {
 		seqNorm = 1 / float32(B*Ms)
 	}
+	md := m.maeDecoder()
 	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		pf, s, gp := f.pre, wk.pre, wk.grad
@@ -392,54 +355,12 @@ func (m *Fuse3) BackwardPretrain(ws *Fuse3Workspace, g *Fuse3Params) error {
 		h := f.enc.Out
 		dh := wk.dout[:Lenc*E]
 		clear(dh)
-		// byte_decoder_pred → decoder output gradient (masked strides only).
-		clear(s.dDec)
-		for j := 0; j < T; j++ {
-			if pf.restore[j] < K {
-				continue
-			}
-			ho := pf.dec.Out[j*Dd : (j+1)*Dd]
-			dr := s.dDec[j*Dd : (j+1)*Dd]
-			for k := 0; k < S; k++ {
-				dp := byteNorm * (pf.pred[j*S+k] - in.Bytes[j*S+k])
-				gp.DecPredB[k] += dp
-				wr := m.P.DecPredW[k*Dd : (k+1)*Dd]
-				gw := gp.DecPredW[k*Dd : (k+1)*Dd]
-				for e := range dr {
-					gw[e] += dp * ho[e]
-					dr[e] += dp * wr[e]
-				}
-			}
-		}
+		// Byte decoder: byte_decoder_pred (masked strides only), the
+		// decoder, then byte_decoder_embed into the byte rows of dh.
+		gd := gp.maeDec()
+		md.predictBackward(pf.restore, pf.dec.Out, in.Bytes, pf.pred, byteNorm, gd, s.dDec)
 		dec.backward(T+1, pf.decScale, pf.dec, s.dDec, m.decoder(gp), s.dec, s.dDec)
-		// Decoder input: pos embed, mask token, un-shuffle.
-		clear(s.dEmb)
-		for j := 0; j <= T; j++ {
-			row := s.dDec[j*Dd : (j+1)*Dd]
-			pos := gp.DecPosEmbed[j*Dd : (j+1)*Dd]
-			for e, v := range row {
-				pos[e] += v
-			}
-			var dst []float32
-			if j == T {
-				dst = s.dEmb[K*Dd : (K+1)*Dd]
-			} else if r := pf.restore[j]; r < K {
-				dst = s.dEmb[r*Dd : (r+1)*Dd]
-			} else {
-				dst = gp.MaskToken
-			}
-			for e, v := range row {
-				dst[e] += v
-			}
-		}
-		// byte_decoder_embed: dW += dEmbᵀ·h_bytes, db, dh_bytes = dEmb·W.
-		kernels.Gemm(true, false, Dd, E, K+1, s.dEmb, Dd, h[BS*E:], E, 1, gp.DecEmbedW, E)
-		for r := 0; r <= K; r++ {
-			for e, v := range s.dEmb[r*Dd : (r+1)*Dd] {
-				gp.DecEmbedB[e] += v
-			}
-		}
-		kernels.Gemm(false, false, K+1, E, Dd, s.dEmb, Dd, m.P.DecEmbedW, E, 0, dh[BS*E:], E)
+		md.inputBackward(pf.restore, h[BS*E:], s.dDec, gd, s.dEmb, dh[BS*E:])
 		// Size head: dlogits = (softmax − onehot)/(B·Ms).
 		if m.Layout.Sizes && Ms > 0 {
 			for k, j := range pf.sizeMask {
@@ -481,11 +402,7 @@ func (m *Fuse3) BackwardPretrain(ws *Fuse3Workspace, g *Fuse3Params) error {
 			}
 		}
 		enc.backward(Lenc, f.encScale, f.enc, dh, m.encoder(gp), wk.enc, s.dEncIn)
-		if len(f.dropMask) > 0 {
-			for j, v := range f.dropMask {
-				s.dEncIn[j] *= v
-			}
-		}
+		f.dropMask.backward(s.dEncIn)
 		// Scatter to the full layout and back through the embedding.
 		demb := wk.demb[:L*E]
 		clear(demb)

@@ -68,7 +68,7 @@ func newMAEScratch(m *Model, train bool) *maeScratch {
 // predictions (B, Tokens, Stride). The workspace must be a training one;
 // BackwardMAE may follow.
 func (m *Model) ForwardMAE(x, noise []float32, B int, ws *Workspace, opt TrainOptions, pred []float32) (float32, error) {
-	T, K, E, Dd, S, nb := m.Tokens, m.Kept(), m.Cfg.EmbedDim, m.Cfg.DecoderEmbedDim, m.Cfg.Stride, m.Cfg.ByteLength
+	T, K, E, S, nb := m.Tokens, m.Kept(), m.Cfg.EmbedDim, m.Cfg.Stride, m.Cfg.ByteLength
 	switch {
 	case m.Cfg.Task != "pretrain":
 		return 0, fmt.Errorf("model: ForwardMAE needs a pretrain model, task is %q", m.Cfg.Task)
@@ -111,6 +111,7 @@ func (m *Model) ForwardMAE(x, noise []float32, B int, ws *Workspace, opt TrainOp
 		ws.sums = make([]float64, ws.Batch)
 	}
 	sums := ws.sums[:B]
+	md := m.maeDecoder()
 	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		mf, s := f.mae, wk.mae
@@ -121,59 +122,20 @@ func (m *Model) ForwardMAE(x, noise []float32, B int, ws *Workspace, opt TrainOp
 			s.order[j] = j
 		}
 		slices.SortStableFunc(s.order, func(a, b int) int { return cmp.Compare(nz[a], nz[b]) })
-		for r, j := range s.order {
-			mf.restore[j] = r
-			if r < K {
-				mf.keep[r] = j
-			}
-		}
+		splitByRank(s.order, mf.keep, mf.restore)
 		// Encoder input: visible tokens in noise order, CLS last (only
 		// these are embedded).
 		for r, j := range mf.keep {
 			m.embedToken(xi, j, s.encIn[r*E:(r+1)*E])
 		}
 		m.embedToken(xi, T, s.encIn[K*E:(K+1)*E])
-		f.applyDropout(s.encIn, opt.DropRate, seeds[i])
+		f.dropMask.apply(s.encIn, opt.DropRate, seeds[i])
 		enc.forward(K+1, s.encIn, f.encScale, mf.enc, wk.enc, 0)
-		// decoder_embed (K+1, Dd)
-		kernels.Gemm(false, true, K+1, Dd, E, mf.enc.Out, E, m.P.DecEmbedW, E, 0, s.dEmb, Dd)
-		for r := 0; r <= K; r++ {
-			row := s.dEmb[r*Dd : (r+1)*Dd]
-			for e := range row {
-				row[e] += m.P.DecEmbedB[e]
-			}
-		}
-		// Un-shuffle with mask tokens, CLS last, + decoder_pos_embed.
-		for j := 0; j <= T; j++ {
-			src := m.P.MaskToken
-			if j == T {
-				src = s.dEmb[K*Dd : (K+1)*Dd]
-			} else if r := mf.restore[j]; r < K {
-				src = s.dEmb[r*Dd : (r+1)*Dd]
-			}
-			row := s.decIn[j*Dd : (j+1)*Dd]
-			pos := m.P.DecPosEmbed[j*Dd : (j+1)*Dd]
-			for e := range row {
-				row[e] = src[e] + pos[e]
-			}
-		}
+		// Decoder: embed + un-shuffle, decode, decoder_pred + loss on
+		// the byte tokens (CLS dropped).
+		md.input(mf.restore, mf.enc.Out, s.dEmb, s.decIn)
 		dec.forward(T+1, s.decIn, mf.decScale, mf.dec, wk.dec, 0)
-		// decoder_pred on the byte tokens (CLS dropped).
-		kernels.Gemm(false, true, T, S, Dd, mf.dec.Out, Dd, m.P.DecPredW, Dd, 0, mf.pred, S)
-		var sum float64
-		for j := 0; j < T; j++ {
-			row := mf.pred[j*S : (j+1)*S]
-			var se float32
-			for k := range row {
-				row[k] += m.P.DecPredB[k]
-				d := row[k] - xi[j*S+k]
-				se += d * d
-			}
-			if mf.restore[j] >= K {
-				sum += float64(se / float32(S))
-			}
-		}
-		sums[i] = sum
+		sums[i] = md.predict(mf.restore, mf.dec.Out, xi, mf.pred)
 	})
 	var total float64
 	for i := 0; i < B; i++ {
@@ -191,71 +153,26 @@ func (m *Model) BackwardMAE(ws *Workspace, g *Params) error {
 	if !ws.train || !ws.mae {
 		return fmt.Errorf("model: BackwardMAE needs a ForwardMAE on this workspace first")
 	}
-	T, K, E, Dd, S, nb, B := m.Tokens, m.Kept(), m.Cfg.EmbedDim, m.Cfg.DecoderEmbedDim, m.Cfg.Stride, m.Cfg.ByteLength, ws.n
+	T, K, E, S, nb, B := m.Tokens, m.Kept(), m.Cfg.EmbedDim, m.Cfg.Stride, m.Cfg.ByteLength, ws.n
 	enc, dec := ws.trainStacks(m)
 	nw := min(ws.Threads, B)
 	for w := 0; w < nw; w++ {
 		ws.workers[w].grad.Zero()
 	}
 	norm := 2 / float32(S) / float32(B*(T-K))
+	md := m.maeDecoder()
 	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		mf, s, gp := f.mae, wk.mae, wk.grad
 		xi := ws.x[i*nb : (i+1)*nb]
-		// dpred → decoder_pred grads and d decoder output.
-		clear(s.dDec)
-		for j := 0; j < T; j++ {
-			if mf.restore[j] < K {
-				continue
-			}
-			h := mf.dec.Out[j*Dd : (j+1)*Dd]
-			dh := s.dDec[j*Dd : (j+1)*Dd]
-			for k := 0; k < S; k++ {
-				dp := norm * (mf.pred[j*S+k] - xi[j*S+k])
-				gp.DecPredB[k] += dp
-				wr := m.P.DecPredW[k*Dd : (k+1)*Dd]
-				gw := gp.DecPredW[k*Dd : (k+1)*Dd]
-				for e := range dh {
-					gw[e] += dp * h[e]
-					dh[e] += dp * wr[e]
-				}
-			}
-		}
+		// decoder_pred (masked tokens only), the decoder, then its input
+		// back to the encoder output.
+		gd := gp.maeDec()
+		md.predictBackward(mf.restore, mf.dec.Out, xi, mf.pred, norm, gd, s.dDec)
 		dec.backward(T+1, mf.decScale, mf.dec, s.dDec, m.decoder(gp), wk.dec, s.dDec)
-		// Decoder input: pos embed, mask token, un-shuffle.
-		clear(s.dEmb)
-		for j := 0; j <= T; j++ {
-			row := s.dDec[j*Dd : (j+1)*Dd]
-			pos := gp.DecPosEmbed[j*Dd : (j+1)*Dd]
-			for e, v := range row {
-				pos[e] += v
-			}
-			var dst []float32
-			if j == T {
-				dst = s.dEmb[K*Dd : (K+1)*Dd]
-			} else if r := mf.restore[j]; r < K {
-				dst = s.dEmb[r*Dd : (r+1)*Dd]
-			} else {
-				dst = gp.MaskToken
-			}
-			for e, v := range row {
-				dst[e] += v
-			}
-		}
-		// decoder_embed: dW += dEmbᵀ·encOut, db, dEncOut = dEmb·W.
-		kernels.Gemm(true, false, Dd, E, K+1, s.dEmb, Dd, mf.enc.Out, E, 1, gp.DecEmbedW, E)
-		for r := 0; r <= K; r++ {
-			for e, v := range s.dEmb[r*Dd : (r+1)*Dd] {
-				gp.DecEmbedB[e] += v
-			}
-		}
-		kernels.Gemm(false, false, K+1, E, Dd, s.dEmb, Dd, m.P.DecEmbedW, E, 0, s.dEnc, E)
+		md.inputBackward(mf.restore, mf.enc.Out, s.dDec, gd, s.dEmb, s.dEnc)
 		enc.backward(K+1, f.encScale, mf.enc, s.dEnc, m.encoder(gp), wk.enc, s.dEncIn)
-		if len(f.dropMask) > 0 {
-			for j, v := range f.dropMask {
-				s.dEncIn[j] *= v
-			}
-		}
+		f.dropMask.backward(s.dEncIn)
 		// Back through the embedding of the visible tokens and CLS, in
 		// token order (masked tokens have no gradient).
 		for j := 0; j <= T; j++ {

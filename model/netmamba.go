@@ -146,7 +146,7 @@ type worker struct {
 type flowState struct {
 	enc      *stackActs
 	encScale []float32
-	dropMask []float32 // (L, E) dropout scale per element, nil when off
+	dropMask dropoutMask // (L, E) dropout scale per element, empty when off
 	mae      *maeFlow
 }
 
@@ -343,7 +343,7 @@ func (m *Model) ForwardTrain(x []float32, B int, logits []float32, ws *Workspace
 	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		m.embed(ws.x[i*nb:(i+1)*nb], wk.emb)
-		f.applyDropout(wk.emb[:L*E], opt.DropRate, seeds[i])
+		f.dropMask.apply(wk.emb[:L*E], opt.DropRate, seeds[i])
 		enc.forward(L, wk.emb, f.encScale, f.enc, wk.enc, 0)
 		m.head(f.enc.Out[(L-1)*E:], logits[i*C:(i+1)*C])
 	})
@@ -353,26 +353,12 @@ func (m *Model) ForwardTrain(x []float32, B int, logits []float32, ws *Workspace
 // drawTrain draws the drop-path scales of every flow (sequentially, so the
 // draws do not depend on the thread count) and a dropout seed per flow.
 func (ws *Workspace) drawTrain(depth, B int, opt TrainOptions) ([]uint64, error) {
-	if (opt.DropPath > 0 || opt.DropRate > 0) && opt.Rand == nil {
-		return nil, fmt.Errorf("model: TrainOptions with drop-path %g / dropout %g needs a Rand", opt.DropPath, opt.DropRate)
-	}
-	if opt.DropPath < 0 || opt.DropPath >= 1 || opt.DropRate < 0 || opt.DropRate >= 1 {
-		return nil, fmt.Errorf("model: drop-path %g and dropout %g must be in [0, 1)", opt.DropPath, opt.DropRate)
-	}
-	rates := DropPathRates(depth, opt.DropPath)
 	if cap(ws.seeds) < B {
 		ws.seeds = make([]uint64, ws.Batch)
 	}
 	seeds := ws.seeds[:B]
-	clear(seeds)
-	for i := 0; i < B; i++ {
-		f := ws.flows[i]
-		for l := range f.encScale {
-			f.encScale[l] = dropScale(rates[l], opt.Rand)
-		}
-		if opt.DropRate > 0 {
-			seeds[i] = opt.Rand.Uint64()
-		}
+	if err := drawTrainFlows(opt, depth, func(i int) []float32 { return ws.flows[i].encScale }, seeds); err != nil {
+		return nil, fmt.Errorf("model: %w", err)
 	}
 	return seeds, nil
 }
@@ -387,34 +373,6 @@ func dropScale(p float64, rng *rand.Rand) float32 {
 		return 0
 	}
 	return float32(1 / (1 - p))
-}
-
-// applyDropout applies inverted dropout with rate p to v in place, with
-// a per-flow generator seeded by seed, and keeps the mask for backward.
-func (f *flowState) applyDropout(v []float32, p float64, seed uint64) {
-	if p <= 0 {
-		f.dropMask = f.dropMask[:0]
-		return
-	}
-	if cap(f.dropMask) < len(v) {
-		f.dropMask = make([]float32, len(v))
-	}
-	f.dropMask = f.dropMask[:len(v)]
-	keep := float32(1 / (1 - p))
-	s := seed
-	for i := range v {
-		s += 0x9e3779b97f4a7c15 // splitmix64
-		z := s
-		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-		z = (z ^ z>>27) * 0x94d049bb133111eb
-		z ^= z >> 31
-		if float64(z>>11)/(1<<53) < p {
-			f.dropMask[i] = 0
-		} else {
-			f.dropMask[i] = keep
-		}
-		v[i] *= f.dropMask[i]
-	}
 }
 
 // Backward back-propagates dlogits (B, NumClasses), the gradient of the
@@ -456,11 +414,7 @@ func (m *Model) Backward(dlogits []float32, ws *Workspace, g *Params) error {
 			rows = 0
 		}
 		enc.backwardRows(L, f.encScale, f.enc, wk.dout, m.encoder(gp), wk.enc, wk.demb, rows)
-		if len(f.dropMask) > 0 {
-			for j, s := range f.dropMask {
-				wk.demb[j] *= s
-			}
-		}
+		f.dropMask.backward(wk.demb)
 		m.embedBackward(ws.x[i*nb:(i+1)*nb], wk.demb, gp)
 	})
 	for w := 0; w < nw; w++ {
