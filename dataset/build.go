@@ -91,6 +91,11 @@ func Build(o BuildOptions) (*BuildResult, error) {
 	if _, err := ParseSplitMode(string(o.Split)); err != nil {
 		return nil, err
 	}
+	if o.Extract.Windows > 1 && (o.Split == SplitRandom || o.Split == SplitTime || o.MinPerClass > 0 || o.MaxPerClass > 0) {
+		// Sampling and these splits pick rows, not flows: they would count a
+		// flow's windows as flows and part them from their flow.
+		return nil, fmt.Errorf("prep: --windows %d: cannot be combined with --split random/time or --min/--max-per-class (they would separate a flow's windows; --split source keeps them together)", o.Extract.Windows)
+	}
 	ex, err := extract.New(o.Extract)
 	if err != nil {
 		return nil, err
@@ -101,6 +106,9 @@ func Build(o BuildOptions) (*BuildResult, error) {
 		Clean: o.Extract.Clean, Debias: o.Extract.Debias.Names(), ClassesFile: o.ClassesFile, Manifest: o.Manifest, SplitMode: string(o.Split),
 		Seed: o.Seed, MinPerClass: o.MinPerClass, MaxPerClass: o.MaxPerClass, Origin: "prep",
 	}}
+	if o.Extract.Windows > 1 {
+		meta.Settings.Windows = o.Extract.Windows
+	}
 	if o.Extract.Bidirectional {
 		meta.Settings.Direction = "bi"
 	}
@@ -157,12 +165,16 @@ func Build(o BuildOptions) (*BuildResult, error) {
 			prog.BytesDone = base + min(read, in.Size)
 			report()
 		}, func(f *extract.Flow) error {
-			prog.Flows++
+			if f.Window == 0 { // windowed views are counted in the report and the stored rows
+				prog.Flows++
+			}
 			if label == -2 {
-				dropped[fmt.Sprintf("class %q not in the class list", in.Label)]++
+				if f.Window == 0 {
+					dropped[fmt.Sprintf("class %q not in the class list", in.Label)]++
+				}
 				return nil
 			}
-			rec = Record{Key: f.Key, Stats: f.Stats, View: f.View, Label: label, Source: in.Path}
+			rec = Record{Key: f.Key, Stats: f.Stats, View: f.View, Label: label, Source: in.Path, Window: f.Window}
 			if reorder {
 				pending = append(pending, rec)
 				return nil
@@ -170,7 +182,8 @@ func Build(o BuildOptions) (*BuildResult, error) {
 			return w.Append(&rec)
 		})
 		if err == nil && reorder {
-			// Timeouts make the extractor emit flows in end order: restore first-packet order.
+			// Timeouts make the extractor emit flows in end order: restore
+			// first-packet order (stable: a flow's windows stay right after it).
 			slices.SortStableFunc(pending, func(a, b Record) int { return cmp.Compare(a.Stats.FirstSeenNs, b.Stats.FirstSeenNs) })
 			for i := range pending {
 				if err = w.Append(&pending[i]); err != nil {

@@ -619,3 +619,54 @@ func BenchmarkAppend(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// TestWindowIndexField: Record.Window is stored as a little-endian uint16
+// at record offset 1973 (docs/dataset-format.md), in what was zero padding,
+// so a row without a window is byte-identical to the format before the
+// field; windowed rows are counted in Summary.WindowedViews.
+func TestWindowIndexField(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.nmds")
+	w, err := Create(path, Meta{Classes: []string{"A"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	windows := []int{0, 1, 3, 0, 65535}
+	for i, win := range windows {
+		r := testRecord(i, 0, "caps/A/f.pcap")
+		r.Window = win
+		if err := w.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for i, win := range windows {
+		rec := raw[128+i*1984 : 128+(i+1)*1984]
+		if got := int(rec[1973]) | int(rec[1974])<<8; got != win {
+			t.Errorf("row %d: bytes 1973..1974 hold %d, want %d", i, got, win)
+		}
+		if !bytes.Equal(rec[1975:], make([]byte, 1984-1975)) || (win == 0 && !bytes.Equal(rec[1973:], make([]byte, 11))) {
+			t.Errorf("row %d: padding % x", i, rec[1973:])
+		}
+		r, err := d.Record(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Window != win {
+			t.Errorf("row %d: Window %d, want %d", i, r.Window, win)
+		}
+	}
+	if s := d.Meta().Summary; s.WindowedViews != 3 || s.Flows != 5 {
+		t.Errorf("summary: %d windowed views of %d rows, want 3 of 5", s.WindowedViews, s.Flows)
+	}
+}

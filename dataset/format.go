@@ -47,7 +47,8 @@ const (
 	offSource   = offLabel + 4                         // uint32 index into the string table
 	offDirs     = offSource + 4                        // [20]int8
 	offNPackets = offDirs + repr.SeqLen                // uint8
-	recordUsed  = offNPackets + 1                      // bytes used; the rest is zero padding
+	offWindow   = offNPackets + 1                      // uint16 sliding-window start packet (0: the flow's own view)
+	recordUsed  = offWindow + 2                        // bytes used; the rest is zero padding
 	_           = uint(RecordSize - recordUsed)        // compile-time check: record fits
 	_           = uint(recordUsed - (RecordSize - 64)) // and the padding is under 64 bytes
 )
@@ -181,6 +182,7 @@ func encodeRecord(b []byte, r *Record, src uint32) {
 		n = repr.SeqLen
 	}
 	b[offNPackets] = byte(n)
+	le.PutUint16(b[offWindow:], uint16(min(max(r.Window, 0), math.MaxUint16)))
 }
 
 // decodeRecord fills r from b, except Source (returned as an index).
@@ -212,6 +214,7 @@ func decodeRecord(b []byte, r *Record) (src uint32) {
 		r.View.Dirs[i] = int8(b[offDirs+i])
 	}
 	r.View.NPackets = int(b[offNPackets])
+	r.Window = int(le.Uint16(b[offWindow:]))
 	return le.Uint32(b[offSource:])
 }
 
@@ -275,6 +278,7 @@ type Writer struct {
 	strIdx  map[string]uint32
 	perCls  []uint64
 	unlab   uint64
+	windows uint64 // records with Window > 0
 	closed  bool
 }
 
@@ -326,6 +330,9 @@ func (w *Writer) Append(r *Record) error {
 		return fmt.Errorf("dataset %s: record %d: %w", w.path, w.count, err)
 	}
 	w.count++
+	if r.Window > 0 {
+		w.windows++
+	}
 	if r.Label >= 0 {
 		w.perCls[r.Label]++
 	} else {
@@ -365,6 +372,7 @@ func (w *Writer) Close() error {
 		w.meta.Summary.FlowsPerClass[w.meta.Classes[i]] = n
 	}
 	w.meta.Summary.Unlabelled = w.unlab
+	w.meta.Summary.WindowedViews = w.windows
 	w.meta.Representation = CurrentRepresentation()
 	strs := encodeStrings(w.strings)
 	meta, err := json.MarshalIndent(&w.meta, "", "  ")

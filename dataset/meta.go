@@ -29,6 +29,10 @@ type Settings struct {
 	IdleTimeout   string   `json:"idle_timeout,omitempty"`   // flow idle timeout (Go duration)
 	ActiveTimeout string   `json:"active_timeout,omitempty"` // flow active timeout (Go duration)
 	Origin        string   `json:"origin,omitempty"`         // "prep", "import", "subset"
+	// Windows is prep --windows: besides its own view, each flow with
+	// enough packets has rows for the views starting at packets 1 … Windows-1
+	// (Record.Window). 0: off. Meant for training data only.
+	Windows int `json:"windows,omitempty"`
 }
 
 // Representation describes the stored per-flow views.
@@ -53,6 +57,7 @@ type Summary struct {
 	Flows         uint64            `json:"flows"`                     // records in this file (set by Close)
 	FlowsPerClass map[string]uint64 `json:"flows_per_class"`           // class name -> records (set by Close)
 	Unlabelled    uint64            `json:"unlabelled"`                // records with label -1 (set by Close)
+	WindowedViews uint64            `json:"windowed_views,omitempty"`  // records that are sliding-window views (Window > 0), included in Flows (set by Close)
 	Files         uint64            `json:"files,omitempty"`           // capture files read
 	Packets       uint64            `json:"packets,omitempty"`         // packets read (extract.Report)
 	FlowsRead     uint64            `json:"flows_read,omitempty"`      // flows assembled before dropping

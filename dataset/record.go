@@ -15,4 +15,9 @@ type Record struct {
 	View   repr.View
 	Label  int    // class index into the dataset's class map; -1 when unlabelled
 	Source string // the capture's path as reached from the prep INPUT argument
+	// Window is 0 for a flow's own view and i for its sliding-window view
+	// starting at packet i (prep --windows; extract.Options.Windows).
+	// Windowed rows follow their flow's row and share its Key, Stats,
+	// Label and Source.
+	Window int
 }

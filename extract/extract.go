@@ -52,7 +52,27 @@ type Options struct {
 	// MaxFlows caps live flows per file (0: no cap); evictions are counted
 	// and the evicted flows emitted.
 	MaxFlows int
+	// Windows is the sliding-window augmentation (the official NetMamba
+	// augmentation for small datasets; 0 or 1: off). Each flow is emitted
+	// as today (Flow.Window 0), then once for every start packet
+	// i = 1 … Windows-1 for which the flow has at least i+5 packets (full
+	// windows only), with Flow.Window = i, in increasing i, right after the
+	// flow's first view. Window i's View is the view of a flow made of
+	// packets i, i+1, … of this flow: its initiator is the sender of packet
+	// i (so Dirs and initiator-relative rewrites such as relative_ip may
+	// flip), its sequences start at packet i (IATs[0] = 0), and
+	// relative_seq counts from the first sequence number each direction
+	// sends from packet i on (an ack before the other direction has sent
+	// in the window is 0). Key and Stats stay those of the whole flow. The
+	// window's packets are the flow's as the flow table assigned them, so
+	// a non-first IP fragment whose first fragment precedes packet i still
+	// belongs to the window. Each live flow keeps up to Windows-1 extra
+	// builders (about 2 KB each) until it ends. At most MaxWindows.
+	Windows int
 }
+
+// MaxWindows is the largest Options.Windows (the window index is stored as a uint16).
+const MaxWindows = 1 << 16
 
 // Compat mode names accepted in Options.Compat.
 const (
@@ -65,6 +85,9 @@ type Flow struct {
 	Key   flow.Key
 	Stats flow.Stats
 	View  repr.View
+	// Window is 0 for the flow's own view and i for the sliding-window
+	// view that starts at packet i (Options.Windows).
+	Window int
 }
 
 // Report counts what was read and what was skipped, with reasons.
@@ -79,6 +102,7 @@ type Report struct {
 	SnapCut     uint64            // packets assigned to a flow with fewer captured bytes than their IP length
 	Fragments   uint64            // non-first fragments joined to their datagram's flow
 	Evicted     uint64            // flows ended early because MaxFlows was reached
+	Windows     uint64            // sliding-window views emitted besides the flows' own (Options.Windows)
 	TimedOut    uint64            // flows ended by the idle or active timeout
 	Warnings    []string          // per-file problems that did not stop extraction (truncated or corrupt tail)
 	linkCounter [512]uint64
@@ -132,6 +156,9 @@ func (r *Report) finish() {
 // String is a short multi-line summary (reasons sorted).
 func (r *Report) String() string {
 	s := fmt.Sprintf("%d files, %d packets, %d flows", r.Files, r.Packets, r.Flows)
+	if r.Windows > 0 {
+		s += fmt.Sprintf(", %d windowed views added", r.Windows)
+	}
 	keys := make([]string, 0, len(r.Skipped))
 	for k := range r.Skipped {
 		keys = append(keys, k)
@@ -178,7 +205,8 @@ type Extractor struct {
 	opts   Options
 	ropts  repr.Options
 	filter *filter.Filter
-	table  *flow.Table[repr.Builder]
+	table  *flow.Table[flowState]
+	free   [][]window // window slices of ended flows, for reuse
 	out    Flow
 	emit   func(*Flow) error
 	rep    *Report
@@ -211,16 +239,73 @@ func New(opts Options) (*Extractor, error) {
 		ActiveTimeout: opts.ActiveTimeout,
 		MaxFlows:      opts.MaxFlows,
 	}
-	ex.table = flow.NewTable(cfg, flow.Handlers[repr.Builder]{
-		Packet: func(f *flow.Flow[repr.Builder], p *flow.Packet, m flow.PacketMeta) {
+	if opts.Windows < 0 || opts.Windows > MaxWindows {
+		return nil, fmt.Errorf("extract: windows %d: want 0 … %d", opts.Windows, MaxWindows)
+	}
+	ex.table = flow.NewTable(cfg, flow.Handlers[flowState]{
+		Packet: func(f *flow.Flow[flowState], p *flow.Packet, m flow.PacketMeta) {
 			f.State.Add(p, m, &f.Key, &ex.ropts)
+			if ex.opts.Windows > 1 {
+				ex.addWindows(f, p, m)
+			}
 		},
 		End: ex.end,
 	})
 	return ex, nil
 }
 
-func (ex *Extractor) end(f *flow.Flow[repr.Builder], why flow.EndReason) {
+// flowState is the per-flow state of the flow table: the flow's own
+// builder and, with Options.Windows > 1, those of its windows.
+type flowState struct {
+	repr.Builder
+	wins []window // in start order
+}
+
+// window builds the view of a flow's packets start, start+1, ….
+type window struct {
+	b     repr.Builder
+	start uint64   // index of the window's first packet in the flow
+	flip  bool     // packet start came from the flow's responder
+	key   flow.Key // the flow's key oriented from the window's initiator
+}
+
+// addWindows starts window m.Index (below Options.Windows) and feeds p to
+// every window whose sequences are not full yet.
+func (ex *Extractor) addWindows(f *flow.Flow[flowState], p *flow.Packet, m flow.PacketMeta) {
+	n := uint64(ex.opts.Windows)
+	if m.Index >= n-1+repr.SeqLen {
+		return // every window has its SeqLen packets
+	}
+	st := &f.State
+	if m.Index >= 1 && m.Index < n {
+		if st.wins == nil {
+			if k := len(ex.free); k > 0 {
+				st.wins, ex.free = ex.free[k-1], ex.free[:k-1]
+			}
+		}
+		st.wins = append(st.wins, window{start: m.Index, flip: !m.FromInitiator, key: f.Key})
+		if w := &st.wins[len(st.wins)-1]; w.flip {
+			w.key.SrcIP, w.key.DstIP = w.key.DstIP, w.key.SrcIP
+			w.key.SrcPort, w.key.DstPort = w.key.DstPort, w.key.SrcPort
+		}
+	}
+	for i := range st.wins {
+		w := &st.wins[i]
+		rel := m.Index - w.start
+		if rel >= repr.SeqLen {
+			continue // windows are in start order, but later ones may still need packets
+		}
+		wm := m
+		wm.Index = rel
+		wm.FromInitiator = m.FromInitiator != w.flip
+		w.b.Add(p, wm, &w.key, &ex.ropts)
+	}
+}
+
+func (ex *Extractor) end(f *flow.Flow[flowState], why flow.EndReason) {
+	if wins := f.State.wins; wins != nil {
+		defer func() { ex.free = append(ex.free, wins[:0]) }()
+	}
 	switch why {
 	case flow.EndEvicted:
 		ex.rep.Evicted++
@@ -237,9 +322,24 @@ func (ex *Extractor) end(f *flow.Flow[repr.Builder], why flow.EndReason) {
 	ex.out.Key = f.Key
 	ex.out.Stats = f.Stats
 	ex.out.View = f.State.View
+	ex.out.Window = 0
 	ex.rep.Flows++
 	if err := ex.emit(&ex.out); err != nil {
 		ex.err = err
+		return
+	}
+	for i := range f.State.wins {
+		w := &f.State.wins[i]
+		if f.Stats.Packets < w.start+repr.ViewPackets {
+			break // later windows start later: none is full
+		}
+		ex.out.View = w.b.View
+		ex.out.Window = int(w.start)
+		ex.rep.Windows++
+		if err := ex.emit(&ex.out); err != nil {
+			ex.err = err
+			return
+		}
 	}
 }
 

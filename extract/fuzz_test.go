@@ -40,7 +40,7 @@ func FuzzPipeline(f *testing.F) {
 		for _, o := range []Options{
 			{Bidirectional: true},
 			{Compat: CompatOfficial},
-			{Bidirectional: true, Clean: true, MaxFlows: 2, IdleTimeout: 1, Debias: repr.Debias{
+			{Bidirectional: true, Clean: true, MaxFlows: 2, IdleTimeout: 1, Windows: 3, Debias: repr.Debias{
 				IP: repr.IPRandom, Port: repr.PortRandom, TCPSeq: repr.SeqRelative, TCPOptions: true,
 				Window: true, Checksums: true, TTL: true, SNI: true}},
 		} {

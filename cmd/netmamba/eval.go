@@ -303,6 +303,16 @@ func warnReprMismatch(w io.Writer, prefix, model string, rm checkpoint.ReprMeta,
 	}
 }
 
+// warnWindowed warns when an evaluation dataset was built with sliding
+// windows (prep --windows): its rows include extra views of long flows, so
+// metrics over them weigh those flows several times.
+func warnWindowed(w io.Writer, prefix string, d *train.Data) {
+	if d.Settings.Windows > 0 {
+		fmt.Fprintf(w, "%s: warning: %s was built with --windows %d: its rows include windowed views, so metrics count long flows several times (windows are meant for training data; rebuild it without --windows)\n",
+			prefix, d.Path, d.Settings.Windows)
+	}
+}
+
 // alignRepr makes d's byte views match the model's representation where
 // that can be done exactly, and warns (on w, one line each) where it
 // cannot. Direction and compat mismatches are warned about
@@ -316,6 +326,7 @@ func warnReprMismatch(w io.Writer, prefix, model string, rm checkpoint.ReprMeta,
 // recorded debias (official checkpoints) is taken as it is.
 func alignRepr(w io.Writer, prefix, model string, rm checkpoint.ReprMeta, d *train.Data) error {
 	warnReprMismatch(w, prefix, model, rm, d)
+	warnWindowed(w, prefix, d)
 	if len(rm.Debias) == 0 || rm.Compat != d.Settings.Compat || d.Settings.Compat != "" {
 		return nil // unknown, already warned about, or ignored (compat official)
 	}

@@ -243,7 +243,11 @@ func inspectDataset(path string) (*datasetInfo, error) {
 }
 
 func (d *datasetInfo) print(w io.Writer) {
-	fmt.Fprintf(w, "%s: netmamba dataset v%d, %d flows, %d bytes", d.File, d.FormatVersion, d.Flows, d.FileBytes)
+	if wv := d.Build.WindowedViews; wv > 0 {
+		fmt.Fprintf(w, "%s: netmamba dataset v%d, %d rows (%d flows + %d sliding-window views), %d bytes", d.File, d.FormatVersion, d.Flows, uint64(d.Flows)-wv, wv, d.FileBytes)
+	} else {
+		fmt.Fprintf(w, "%s: netmamba dataset v%d, %d flows, %d bytes", d.File, d.FormatVersion, d.Flows, d.FileBytes)
+	}
 	if d.Split != "" {
 		fmt.Fprintf(w, ", split %s", d.Split)
 	}
@@ -275,6 +279,9 @@ func (d *datasetInfo) print(w io.Writer) {
 	}
 	if len(s.Debias) > 0 {
 		fmt.Fprintf(w, ", debias %s", strings.Join(s.Debias, ","))
+	}
+	if s.Windows > 1 {
+		fmt.Fprintf(w, ", sliding windows %d (%d windowed rows: for training only)", s.Windows, d.Build.WindowedViews)
 	}
 	if s.SplitMode != "" {
 		fmt.Fprintf(w, ", split %s", s.SplitMode)

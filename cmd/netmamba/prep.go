@@ -24,7 +24,7 @@ func newPrepCmd() *cobra.Command {
 		out, compat, direction, classes, manifest, filterExpr, split string
 		clean, quiet                                                 bool
 		seed                                                         uint64
-		minPer, maxPer                                               int
+		minPer, maxPer, windows                                      int
 		idle, active                                                 time.Duration
 		debias                                                       []string
 	)
@@ -58,7 +58,17 @@ comma-separated; the list is complete (a field not named is kept):
   none                                 no rewrite at all
 The default, zero_ip, is NetMamba's. The random strategies are seeded by --seed.
 The list is recorded in the dataset's settings (debias) for training and classify.
---compat official always zeroes IPv4 addresses only and takes no --debias.`,
+--compat official always zeroes IPv4 addresses only and takes no --debias.
+
+--windows N is NetMamba's sliding-window augmentation, for the training split only:
+besides its own view (packets 0-4), each flow with at least i+5 packets also gets a
+row for the view of packets i..i+4, i = 1 ... N-1 (full windows only; the own view
+is always stored). A window is built as if the flow began at packet i: same debias,
+initiator = sender of packet i, sizes/IATs from packet i on, relative_seq from the
+first sequence numbers seen from packet i on. Windowed rows follow their flow's row
+with the same source capture. Do not use it for valid/test data: metrics would count
+long flows several times (eval and finetune --valid/--test warn). It cannot be
+combined with --split random/time or --min/--max-per-class.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -68,7 +78,7 @@ The list is recorded in the dataset's settings (debias) for training and classif
 				Inputs: args, Output: out, ClassesFile: classes, Manifest: manifest,
 				Seed: seed, MinPerClass: minPer, MaxPerClass: maxPer,
 				Extract: extract.Options{Compat: compat, Filter: filterExpr, Clean: clean,
-					IdleTimeout: idle, ActiveTimeout: active},
+					IdleTimeout: idle, ActiveTimeout: active, Windows: windows},
 			}
 			d, err := repr.ParseDebias(debias)
 			if err != nil {
@@ -96,6 +106,9 @@ The list is recorded in the dataset's settings (debias) for training and classif
 			}
 			if minPer < 0 || maxPer < 0 || (maxPer > 0 && minPer > maxPer) {
 				return fmt.Errorf("prep: need 0 <= --min-per-class <= --max-per-class (got %d, %d)", minPer, maxPer)
+			}
+			if windows < 0 || windows > extract.MaxWindows {
+				return fmt.Errorf("prep: --windows %d: want 0 ... %d", windows, extract.MaxWindows)
 			}
 			mode, err := dataset.ParseSplitMode(split)
 			if err != nil {
@@ -141,6 +154,7 @@ The list is recorded in the dataset's settings (debias) for training and classif
 	f.IntVar(&maxPer, "max-per-class", 0, "keep at most this many flows per class (0: all)")
 	f.DurationVar(&idle, "idle-timeout", 0, "end a flow after this idle time (0: a file is read as a whole)")
 	f.DurationVar(&active, "active-timeout", 0, "end a flow after this duration (0: no limit)")
+	f.IntVar(&windows, "windows", 0, "sliding-window augmentation (training data only): also store the views starting at packets 1..N-1 (0: off)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return c
 }
@@ -177,11 +191,19 @@ func printPrepSummary(w io.Writer, res *dataset.BuildResult) {
 	fmt.Fprintf(w, "wrote %s\n", strings.Join(outs, ", "))
 	fmt.Fprintf(w, "read %d files, %d packets, %d flows in %.2f s (%.0f packets/s)\n",
 		s.Files, s.Packets, s.FlowsRead, secs, float64(s.Packets)/max(secs, 1e-9))
-	fmt.Fprintf(w, "stored %d flows in %d classes (%s flows, seed %d, debias %s", s.Flows, len(m.Classes), m.Settings.Direction, m.Settings.Seed, strings.Join(m.Settings.Debias, ","))
+	stored := "flows"
+	if m.Settings.Windows > 0 {
+		stored = "rows"
+	}
+	fmt.Fprintf(w, "stored %d %s in %d classes (%s flows, seed %d, debias %s", s.Flows, stored, len(m.Classes), m.Settings.Direction, m.Settings.Seed, strings.Join(m.Settings.Debias, ","))
 	if m.Settings.SplitMode != "" {
 		fmt.Fprintf(w, ", split %s", m.Settings.SplitMode)
 	}
 	fmt.Fprintln(w, ")")
+	if m.Settings.Windows > 0 {
+		fmt.Fprintf(w, "windows %d: %d flows, %d windowed views added (per-class counts are rows)\n",
+			m.Settings.Windows, s.Flows-s.WindowedViews, s.WindowedViews)
+	}
 	width := len("(unlabelled)")
 	for _, c := range m.Classes {
 		width = max(width, len(c))

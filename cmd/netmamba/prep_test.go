@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/csv"
 	"encoding/json"
 	"os"
@@ -9,6 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/dataset"
+	"github.com/netmamba/netmamba/repr"
 )
 
 // prepNdpiApp is ../shared/data/ndpi-app as seen from this package's directory.
@@ -310,5 +315,155 @@ func TestPrepDebias(t *testing.T) {
 		if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "--debias") {
 			t.Errorf("%v: err = %v", c.args, err)
 		}
+	}
+}
+
+// prepWindowed builds ndpi-app/valid with the default model's debias,
+// without and with --windows 4, and returns both paths and the windowed
+// build's summary output.
+func prepWindowed(t *testing.T) (plain, windowed, out string) {
+	t.Helper()
+	dir := t.TempDir()
+	in := prepNdpiApp + "/valid"
+	plain, windowed = filepath.Join(dir, "plain.nmds"), filepath.Join(dir, "win.nmds")
+	runCLI(t, "prep", "-q", "--debias", modelDebias, "-o", plain, in)
+	out = runCLI(t, "prep", "-q", "--debias", modelDebias, "--windows", "4", "-o", windowed, in)
+	return plain, windowed, out
+}
+
+// TestPrepWindows: every flow's row is followed by its windows 1..3 (as many
+// as it has full 5-packet windows), with the flow's source, label and key;
+// with zero_* rewrites only (per-packet), window i's slot j is the flow's
+// slot i+j and its sequences are the flow's shifted by i (directions
+// relative to packet i's sender). The counts reach the metadata and the
+// prep summary.
+func TestPrepWindows(t *testing.T) {
+	plainPath, winPath, out := prepWindowed(t)
+	plain, err := dataset.Open(plainPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	win, err := dataset.Open(winPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer win.Close()
+	if err := win.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	row := 0
+	added := 0
+	for f := 0; f < plain.Len(); f++ {
+		p, err := plain.Record(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nwin := min(3, max(0, int(p.Stats.Packets)-repr.ViewPackets)) // full windows among 1..3
+		added += nwin
+		for i := 0; i <= nwin; i++ {
+			if row >= win.Len() {
+				t.Fatalf("windowed dataset ends at row %d (flow %d, window %d)", row, f, i)
+			}
+			w, err := win.Record(row)
+			if err != nil {
+				t.Fatal(err)
+			}
+			row++
+			if w.Window != i || w.Source != p.Source || w.Label != p.Label || w.Key != p.Key || w.Stats != p.Stats {
+				t.Fatalf("row %d: window %d of %s, want window %d of %s (flow %d)", row-1, w.Window, w.Source, i, p.Source, f)
+			}
+			if i == 0 {
+				if w.View != p.View {
+					t.Errorf("row %d (%s): first view differs from plain prep", row-1, p.Source)
+				}
+				continue
+			}
+			for j := 0; i+j < repr.ViewPackets; j++ {
+				a := w.View.Bytes[j*repr.SlotBytes : (j+1)*repr.SlotBytes]
+				b := p.View.Bytes[(i+j)*repr.SlotBytes : (i+j+1)*repr.SlotBytes]
+				if !bytes.Equal(a, b) {
+					t.Errorf("%s window %d: slot %d is not the flow's slot %d", p.Source, i, j, i+j)
+				}
+			}
+			for j := 0; i+j < repr.SeqLen; j++ {
+				iat := p.View.IATs[i+j]
+				if j == 0 {
+					iat = 0
+				}
+				if w.View.Sizes[j] != p.View.Sizes[i+j] || w.View.Dirs[j] != p.View.Dirs[i+j]*p.View.Dirs[i] || w.View.IATs[j] != iat {
+					t.Errorf("%s window %d: packet %d (size %d dir %d iat %g), flow's packet %d (size %d dir %d iat %g)",
+						p.Source, i, j, w.View.Sizes[j], w.View.Dirs[j], w.View.IATs[j], i+j, p.View.Sizes[i+j], p.View.Dirs[i+j], iat)
+				}
+			}
+			if want := min(repr.SeqLen, int(p.Stats.Packets)-i); w.View.NPackets != want {
+				t.Errorf("%s window %d: %d packets in the sequences, want %d", p.Source, i, w.View.NPackets, want)
+			}
+		}
+	}
+	if row != win.Len() {
+		t.Errorf("windowed dataset has %d rows, want %d", win.Len(), row)
+	}
+	if added == 0 {
+		t.Fatal("no flow of ndpi-app/valid has windows: the checks above are vacuous")
+	}
+	m := win.Meta()
+	if m.Settings.Windows != 4 || m.Summary.WindowedViews != uint64(added) || m.Summary.Flows != uint64(plain.Len()+added) || m.Summary.FlowsRead != uint64(plain.Len()) {
+		t.Errorf("metadata: windows %d, windowed views %d, rows %d, flows read %d; want 4, %d, %d, %d",
+			m.Settings.Windows, m.Summary.WindowedViews, m.Summary.Flows, m.Summary.FlowsRead, added, plain.Len()+added, plain.Len())
+	}
+	if pm := plain.Meta(); pm.Settings.Windows != 0 || pm.Summary.WindowedViews != 0 {
+		t.Errorf("plain prep records windows %d, %d windowed views", pm.Settings.Windows, pm.Summary.WindowedViews)
+	}
+	want := "windows 4: " + strconv.Itoa(plain.Len()) + " flows, " + strconv.Itoa(added) + " windowed views added"
+	if !strings.Contains(out, want) || !strings.Contains(out, "stored "+strconv.Itoa(plain.Len()+added)+" rows") {
+		t.Errorf("prep summary does not say %q:\n%s", want, out)
+	}
+	wantHead := fmt.Sprintf("%d rows (%d flows + %d sliding-window views)", plain.Len()+added, plain.Len(), added)
+	if txt := runCLI(t, "inspect", winPath); !strings.Contains(txt, wantHead) || !strings.Contains(txt, "sliding windows 4") {
+		t.Errorf("inspect does not say %q and the window setting:\n%s", wantHead, txt)
+	}
+	t.Logf("ndpi-app/valid: %d flows, %d windowed views added by --windows 4", plain.Len(), added)
+}
+
+// TestPrepWindowsRefusesRowSampling: --windows with a split or sampling that
+// picks rows (and would separate a flow's windows) is an error.
+func TestPrepWindowsRefusesRowSampling(t *testing.T) {
+	dir := t.TempDir()
+	for _, extra := range [][]string{{"--split", "random"}, {"--split", "time"}, {"--max-per-class", "5"}, {"--min-per-class", "2"}, {"--windows", "-1"}} {
+		root := newRootCmd()
+		root.SetOut(&bytes.Buffer{})
+		root.SetErr(&bytes.Buffer{})
+		args := append([]string{"prep", "-q", "--windows", "4", "-o", filepath.Join(dir, "x.nmds"), prepNdpiApp + "/valid/HTTP"}, extra...)
+		root.SetArgs(args)
+		if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "--windows") {
+			t.Errorf("%v: err = %v, want a --windows error", extra, err)
+		}
+	}
+}
+
+// TestWindowedEvalDataWarns: eval and finetune --valid/--test warn once per
+// windowed evaluation dataset; a windowed training set and plain
+// evaluation sets get no such warning.
+func TestWindowedEvalDataWarns(t *testing.T) {
+	plain, windowed, _ := prepWindowed(t)
+	pd, err := dataset.Open(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	classes := append([]string(nil), pd.Meta().Classes...)
+	pd.Close()
+	m := writeTinyReprModel(t, classes, checkpoint.ReprMeta{Direction: "bi", Debias: strings.Split(modelDebias, ","), SizeMode: "unsigned"}, "win")
+	warn := "was built with --windows 4"
+	if _, errs := evalJSON(t, m, windowed); strings.Count(errs, "eval: warning: "+windowed+" "+warn) != 1 {
+		t.Errorf("eval on windowed data: stderr %q, want one windows warning", errs)
+	}
+	if _, errs := evalJSON(t, m, plain); strings.Contains(errs, warn) {
+		t.Errorf("eval on plain data: stderr %q", errs)
+	}
+	_, errs := runCLIErr(t, "finetune", "--data", windowed, "--valid", windowed, "--test", plain, "--epochs", "1", "--batch", "16",
+		"--embed-dim", "8", "--depth", "1", "--threads", "1", "--quiet", "-o", filepath.Join(t.TempDir(), "m.safetensors"))
+	if strings.Count(errs, warn) != 1 || !strings.Contains(errs, "finetune: warning: "+windowed+" "+warn) {
+		t.Errorf("finetune with windowed --data and --valid, plain --test: stderr %q, want one windows warning (for --valid)", errs)
 	}
 }
