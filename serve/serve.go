@@ -50,6 +50,12 @@ type Config struct {
 	MaxUpload int64
 	// RecentFlows is the size of the ring of recent results (0: 10000).
 	RecentFlows int
+	// UploadSlots is how many uploads are read and classified at once
+	// (0: 1); each holds up to (1 + GzipExpansion) × MaxUpload bytes and a
+	// flow table. Further uploads wait up to UploadWait (0: 30 s) for a
+	// slot, then get 503 with Retry-After, so memory stays bounded.
+	UploadSlots int
+	UploadWait  time.Duration
 	// SeriesEvery is the dashboard time-series step (0: 1 s); SeriesLen
 	// the number of steps kept (0: 300).
 	SeriesEvery time.Duration
@@ -103,6 +109,7 @@ type Server struct {
 	upRunning int
 	upClosing bool
 	upAbort   chan struct{} // closed by StopUploads: stop reading captures
+	upSlots   chan struct{} // one token per upload being read (UploadSlots)
 }
 
 // point is one step of the dashboard's time series.
@@ -126,6 +133,12 @@ func (c Config) WithDefaults() Config {
 	if c.RecentFlows <= 0 {
 		c.RecentFlows = 10000
 	}
+	if c.UploadSlots <= 0 {
+		c.UploadSlots = 1
+	}
+	if c.UploadWait <= 0 {
+		c.UploadWait = 30 * time.Second
+	}
 	if c.SeriesEvery <= 0 {
 		c.SeriesEvery = time.Second
 	}
@@ -137,15 +150,15 @@ func (c Config) WithDefaults() Config {
 
 // HeldBytes is the most heap a server with cfg holds outside its
 // pipelines, for results with topK predictions each: the ring of recent
-// results and one upload in progress — its body and, gzip-compressed,
-// the capture it decompresses to: (1 + 8) × MaxUpload. Each further
-// concurrent upload adds as much again, and an upload's flows (its flow
-// table, bounded by the upload pipeline's MaxFlows) and its JSON response
-// (about 1 KB per flow) come in addition.
+// results and the UploadSlots uploads in progress — each its body and,
+// gzip-compressed, the capture it decompresses to: (1 + 8) × MaxUpload.
+// The uploads' flows (one flow table each, bounded by the upload
+// pipeline's MaxFlows) and their JSON responses (about 1 KB per flow)
+// come in addition.
 func HeldBytes(cfg Config, topK int) int64 {
 	cfg = cfg.WithDefaults()
 	result := int64(unsafe.Sizeof(classify.Result{})) + int64(max(topK, 0))*int64(unsafe.Sizeof(classify.Prediction{}))
-	return (1+GzipExpansion)*cfg.MaxUpload + int64(cfg.RecentFlows)*result
+	return int64(cfg.UploadSlots)*(1+GzipExpansion)*cfg.MaxUpload + int64(cfg.RecentFlows)*result
 }
 
 // New builds a server over the upload pipeline and the optional live one.
@@ -153,7 +166,8 @@ func New(upload, live *classify.Pipeline, cfg Config) *Server {
 	cfg = cfg.WithDefaults()
 	s := &Server{cfg: cfg, upload: upload, live: live, reg: prometheus.NewRegistry(),
 		ring: make([]classify.Result, cfg.RecentFlows), tick: map[string]uint64{},
-		stop: make(chan struct{}), done: make(chan struct{}), lastT: time.Now(), upAbort: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), lastT: time.Now(), upAbort: make(chan struct{}),
+		upSlots: make(chan struct{}, cfg.UploadSlots)}
 	s.upIdle = sync.NewCond(&s.upMu)
 	s.labels = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netmamba_flows_by_label_total",
 		Help: "Final flow results by label."}, []string{"label"})
@@ -276,6 +290,25 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.endUpload()
+	// Wait for an upload slot before reading the body: the slots bound
+	// what uploads hold (HeldBytes).
+	wait := time.NewTimer(s.cfg.UploadWait)
+	select {
+	case s.upSlots <- struct{}{}:
+		wait.Stop()
+		defer func() { <-s.upSlots }()
+	case <-wait.C:
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, fmt.Sprintf("busy: %d upload(s) in progress (--upload-slots); retry later", s.cfg.UploadSlots), http.StatusServiceUnavailable)
+		return
+	case <-s.upAbort:
+		wait.Stop()
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	case <-r.Context().Done():
+		wait.Stop()
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload))
 	if err != nil {
 		var mb *http.MaxBytesError

@@ -461,3 +461,56 @@ func TestStopUploadsDuringUpload(t *testing.T) {
 	}
 	t.Logf("cut short after %d of %d flows; %d final results (%d classified, %d shed)", st.Flows, flows, finals.Load(), st.Classified, st.Shed)
 }
+
+// With one upload slot, a second upload waits UploadWait for it and then
+// gets 503 with Retry-After; once the first is done, uploads go through
+// again. HeldBytes counts each slot's body and gzip expansion.
+func TestUploadSlots(t *testing.T) {
+	p := newTestPipeline(t, func(o *classify.Options) { o.EmitEarly, o.QueueLen = true, 2 })
+	body := udpFlowsCapture(t, 50)
+	srv := New(p, nil, Config{MaxUpload: int64(len(body)), UploadSlots: 1, UploadWait: 200 * time.Millisecond})
+	defer srv.Close()
+	reached, release := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	srv.AddSink(func(*classify.Result) {
+		if held.CompareAndSwap(false, true) { // hold the first upload in its slot
+			close(reached)
+			<-release
+		}
+	})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(ts.URL+"/api/classify", "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			first <- -1
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	<-reached
+	resp, err := http.Post(ts.URL+"/api/classify", "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(msg), "busy") {
+		t.Fatalf("second upload while the only slot is taken: status %d, Retry-After %q, body %.200q; want 503 busy with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"), msg)
+	}
+	close(release)
+	if code := <-first; code != http.StatusOK {
+		t.Fatalf("first upload: status %d", code)
+	}
+	if code, out := do(t, "POST", ts.URL+"/api/classify", "", body); code != http.StatusOK || !strings.HasPrefix(string(out), "[{") {
+		t.Fatalf("upload after the slot was freed: status %d, body %.200q", code, out)
+	}
+	one, two := HeldBytes(Config{MaxUpload: 1 << 20}, 3), HeldBytes(Config{MaxUpload: 1 << 20, UploadSlots: 2}, 3)
+	if two-one != (1+GzipExpansion)<<20 {
+		t.Fatalf("HeldBytes: a second slot adds %d bytes, want %d", two-one, (1+GzipExpansion)<<20)
+	}
+}

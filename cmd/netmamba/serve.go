@@ -26,6 +26,7 @@ func newServeCmd() *cobra.Command {
 		redisAddr          string
 		maxUpload          int64
 		recent, workers    int
+		uploadSlots        int
 		promisc, ignoreOut bool
 		statsEvery         time.Duration
 		maxMemory          string
@@ -49,10 +50,11 @@ as "Authorization: Bearer TOKEN" (the dashboard takes it from its URL: /#token=T
 With -i IFACE it also classifies live traffic (AF_PACKET, --workers fanout; flows
 shed under overload are reported with shed=true). As with 'classify -i', live memory is
 held under --max-memory (default 1GiB; sets the Go memory limit and derives the
-flow-table cap, printed at start; --max-flows overrides); the bound also holds one upload
-(its body, 8× that gzip-decompressed, and its flow table) and the recent results: lower
---max-upload to leave more to live flows. Concurrent uploads and an upload's JSON
-response are beyond it. At shutdown, uploads in progress get 5 s to finish, then
+flow-table cap, printed at start; --max-flows overrides); the bound also holds
+--upload-slots uploads (default 1; each its body, 8× that gzip-decompressed, and its flow
+table) and the recent results: lower --max-upload to leave more to live flows. Uploads
+beyond the slots wait up to 30 s for one, then get 503 with Retry-After. An upload's JSON
+response is beyond the bound. At shutdown, uploads in progress get 5 s to finish, then
 stop reading and answer 503 (the flows they read are still classified and sent
 to /api/flows and Redis); live and upload flows are classified for at most
 --drain-timeout (default 10s), and those left unclassified are reported shed. With --redis ADDR every final
@@ -70,17 +72,21 @@ wait for it rather than shed.`,
 				return fmt.Errorf("serve: %w", err)
 			}
 			stderr := cmd.ErrOrStderr()
-			cfg := serve.Config{Token: token, MaxUpload: maxUpload, RecentFlows: recent}.WithDefaults()
+			if uploadSlots < 1 {
+				return fmt.Errorf("serve: --upload-slots %d: want at least 1", uploadSlots)
+			}
+			cfg := serve.Config{Token: token, MaxUpload: maxUpload, RecentFlows: recent, UploadSlots: uploadSlots}.WithDefaults()
 			isLive := iface != ""
 			if isLive || cmd.Flags().Changed(maxMemoryFlag) {
 				// One bound for the process: the capture workers' rings and
-				// tables, plus what uploads hold (serve.HeldBytes: one
-				// upload's body and decompression, the recent-results ring)
-				// and the upload pipeline's flow table, counted as one more
-				// table. Without live capture that table is the only one.
-				tableWorkers, extra := 1, memoryExtra{Bytes: serve.HeldBytes(cfg, pf.topK), For: "one upload (body + gzip decompression) and recent results"}
+				// tables, plus what uploads hold (serve.HeldBytes: each upload
+				// slot's body and decompression, the recent-results ring) and
+				// one flow table per upload slot. Without live capture those
+				// tables are the only ones.
+				tableWorkers, extra := uploadSlots, memoryExtra{Bytes: serve.HeldBytes(cfg, pf.topK),
+					For: fmt.Sprintf("%d upload slot(s) (body + gzip decompression) and recent results", uploadSlots)}
 				if isLive {
-					tableWorkers, extra.Tables = workers, 1
+					tableWorkers, extra.Tables = workers, uploadSlots
 				}
 				if err := pf.setMaxMemory(maxMemory, tableWorkers, isLive, extra); err != nil {
 					return fmt.Errorf("serve: %w", err)
@@ -145,6 +151,7 @@ wait for it rather than shed.`,
 	f.StringVar(&token, "token", "", "bearer token required by the API (mandatory on a non-loopback address)")
 	f.Int64Var(&maxUpload, "max-upload", 64<<20, "largest POST /api/classify body in bytes (gzip: 8× that decompressed)")
 	f.IntVar(&recent, "recent", 10000, "recent results kept for /api/flows")
+	f.IntVar(&uploadSlots, "upload-slots", 1, "uploads read and classified at once (each counts in --max-memory); others wait up to 30 s, then get 503")
 	f.StringVarP(&iface, "interface", "i", "", "also classify live traffic on this interface")
 	f.IntVar(&workers, "workers", 1, "live: fanout capture workers")
 	f.BoolVar(&promisc, "promisc", false, "live: promiscuous mode")

@@ -154,12 +154,25 @@ func TestServeMaxMemoryFlag(t *testing.T) {
 	if got := runCLIFail(t, "serve", "--model", mpath, "--max-memory", "128MiB", "--max-upload", "16777216", "--addr", "127.0.0.1:0"); !strings.Contains(got.Error(), "too small") {
 		t.Fatalf("16 MiB uploads (144 MiB held) in 128 MiB: %v", got)
 	}
+	// Two upload slots: two tables and twice the upload bytes in the same bound.
+	stderr := runServeUntil(t, "listening on", "--model", mpath, "--addr", "127.0.0.1:0", "--max-memory", "128MiB",
+		"--max-upload", "1048576", "--recent", "100", "--upload-slots", "2")
+	if m := boundTablesRE.FindStringSubmatch(stderr); m == nil || m[2] != "2" {
+		t.Fatalf("--upload-slots 2: no bound with two flow tables on stderr:\n%s", stderr)
+	}
+	two := atoiMatch(t, boundTablesRE, stderr, 3)
+	if want := float64(caps["1048576"]) / 2; float64(two) > want || float64(two) < 0.8*want {
+		t.Fatalf("--upload-slots 2: %d flows per table, want a bit under half of one slot's %d (also 9 MiB more held)", two, caps["1048576"])
+	}
+	if err := runCLIFail(t, "serve", "--model", mpath, "--upload-slots", "0"); !strings.Contains(err.Error(), "--upload-slots") {
+		t.Fatalf("--upload-slots 0: %v", err)
+	}
 
 	if !canCaptureLo(t) {
 		t.Log("live part not run: capture on lo needs root or CAP_NET_RAW")
 		return
 	}
-	stderr := runServeUntil(t, "memory bounds:", "--model", mpath, "--addr", "127.0.0.1:0", "-i", "lo", "--stats-interval", "0",
+	stderr = runServeUntil(t, "memory bounds:", "--model", mpath, "--addr", "127.0.0.1:0", "-i", "lo", "--stats-interval", "0",
 		"--max-memory", "256MiB", "--max-upload", "1048576", "--filter", "udp port 9")
 	m := boundTablesRE.FindStringSubmatch(stderr)
 	if m == nil || m[1] != "256.0 MiB" || m[2] != "2" || !strings.Contains(stderr, "live lo: memory bound") {
