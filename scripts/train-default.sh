@@ -26,11 +26,16 @@ BLR=${BLR:-8e-3}
 # per-connection noise (sequence numbers, checksums, TTL, TCP options) that identifies
 # a capture rather than an application
 DEBIAS=${DEBIAS:-zero_ip,zero_seq,zero_checksum,zero_ttl,zero_options}
+# sliding 5-packet windows per training flow (prep --windows; 0 = off, the committed model):
+# the training split only; an epoch then visits every window
+WINDOWS=${WINDOWS:-0}
 mkdir -p "$WORK"
 go build -ldflags "-X main.linkedCommit=$(git rev-parse HEAD 2>/dev/null || true)" -o "$WORK/netmamba" ./cmd/netmamba
 nm="$WORK/netmamba"
 for s in train valid test; do
-  "$nm" prep -q --debias "$DEBIAS" --classes "$SHARED/data/ndpi-app/classes.txt" -o "$WORK/app-$s.nmds" "$SHARED/data/ndpi-app/$s"
+  win=0
+  [ "$s" = train ] && win=$WINDOWS
+  "$nm" prep -q --debias "$DEBIAS" --windows "$win" --classes "$SHARED/data/ndpi-app/classes.txt" -o "$WORK/app-$s.nmds" "$SHARED/data/ndpi-app/$s"
 done
 "$nm" prep -q --debias "$DEBIAS" -o "$WORK/pretrain.nmds" "$SHARED/data/ndpi-pretrain.pcapng"
 if [ ! -f "$WORK/pretrain.safetensors" ]; then
