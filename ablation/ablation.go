@@ -399,7 +399,7 @@ func (g *Grid) pretrain(v Variant, d *train.Data, path string) (*PretrainCost, e
 	}
 	secs := time.Since(t0).Seconds()
 	batch := min(o.Batch, d.N)
-	cost := &PretrainCost{Seconds: secs, Steps: pr.Steps, RunSteps: pr.RunSteps, Batch: batch, Threads: g.Threads,
+	cost := &PretrainCost{Seconds: secs, Steps: pr.Steps, RunSteps: pr.RunSteps, LoopSeconds: pr.Seconds, Batch: batch, Threads: g.Threads,
 		FinalLoss: pr.FinalLoss, Source: "measured"}
 	if secs > 0 {
 		cost.FlowsPerSec = float64(pr.RunSteps*batch) / secs

@@ -20,6 +20,10 @@ type PretrainCost struct {
 	Seconds     float64 `json:"seconds"`       // wall time of the invocation that finished it (model build, steps, checkpoint write)
 	Steps       int     `json:"steps"`         // optimiser steps in all
 	RunSteps    int     `json:"run_steps"`     // steps taken in Seconds (fewer than Steps after a resumed interruption)
+	// LoopSeconds is the training loop's wall time over every process of a
+	// resumed pre-training (0: not recorded, e.g. state saved by an older
+	// binary).
+	LoopSeconds float64 `json:"loop_seconds,omitempty"`
 	Batch       int     `json:"batch"`         // flows per step
 	FlowsPerSec float64 `json:"flows_per_sec"` // RunSteps·Batch / Seconds
 	Threads     int     `json:"threads"`       // worker threads (0: all CPUs; -1: unknown)
@@ -172,7 +176,11 @@ func (r *Result) writeCost(b *strings.Builder) {
 				pre = "≈" + pre + " (from log)"
 			}
 			if p.RunSteps < p.Steps {
-				pre += fmt.Sprintf(" (last %d steps; resumed)", p.RunSteps)
+				pre += fmt.Sprintf(" (last %d steps; resumed", p.RunSteps)
+				if p.LoopSeconds > p.Seconds { // earlier runs recorded their loop time (older states did not)
+					pre += fmt.Sprintf("; %.1f s of training loop over all its runs", p.LoopSeconds)
+				}
+				pre += ")"
 			}
 			steps = fmt.Sprint(p.Steps)
 			if p.FlowsPerSec > 0 {

@@ -78,3 +78,24 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// A resumed pre-training's cost row says so, and gives the loop time over
+// all its runs only when the earlier runs recorded theirs (LoopSeconds
+// above this invocation's wall time).
+func TestWriteCostResumedPretrain(t *testing.T) {
+	for _, tc := range []struct {
+		loop float64
+		want string
+	}{
+		{30, "12.5 (last 40 steps; resumed; 30.0 s of training loop over all its runs)"},
+		{11, "12.5 (last 40 steps; resumed)"},
+	} {
+		r := &Result{Grid: Grid{Variants: []Variant{{Name: "NetMamba"}}, PretrainData: []string{"p.nmds"}, PretrainSteps: 100},
+			Pretrain: map[string]PretrainCost{"NetMamba": {Seconds: 12.5, Steps: 100, RunSteps: 40, LoopSeconds: tc.loop, Batch: 128, Source: "measured"}}}
+		var b strings.Builder
+		r.writeCost(&b)
+		if !strings.Contains(b.String(), "| NetMamba | "+tc.want+" | 100 |") {
+			t.Errorf("loop %g s: cost section lacks %q:\n%s", tc.loop, tc.want, b.String())
+		}
+	}
+}

@@ -31,6 +31,7 @@ func DefaultFinetune() FinetuneOptions {
 type FinetuneResult struct {
 	Steps      int     // optimiser steps of the whole run
 	RunSteps   int     // steps taken by this process (fewer after --resume)
+	Seconds    float64 // wall time of the training loop (validation included), summed over a resumed run's processes
 	BestEpoch  int     // -1 when there was no validation data (the last epoch is kept)
 	BestScore  float64 // validation score of BestEpoch (Select)
 	TrainFlows int     // after the few-shot fraction
@@ -155,7 +156,7 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 			copy(p.Data, best[p.Name])
 		}
 	}
-	return &FinetuneResult{Steps: pos.Step, RunSteps: pos.Done, BestEpoch: pos.BestEpoch, BestScore: pos.BestScore, TrainFlows: td.N, Counts: counts}, nil
+	return &FinetuneResult{Steps: pos.Step, RunSteps: pos.Done, Seconds: pos.Seconds, BestEpoch: pos.BestEpoch, BestScore: pos.BestScore, TrainFlows: td.N, Counts: counts}, nil
 }
 
 // Predict returns the eval-mode logits (d.N, C) of every flow of d.

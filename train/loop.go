@@ -72,7 +72,12 @@ type position struct {
 	BestEpoch int     `json:"best_epoch"` // its epoch (-1: none)
 	Config    string  `json:"config"`     // the run's configuration, to refuse resuming a different run
 	Threads   int     `json:"threads"`    // worker threads of the run that saved it (0: not recorded)
-	Done      int     `json:"-"`          // steps taken by this process (not saved)
+	// Seconds is the wall time the loop has run to reach this position,
+	// summed over the processes of a resumed run (work lost to an
+	// interruption after the last save is not counted; 0 in states saved
+	// before it was recorded).
+	Seconds float64 `json:"seconds"`
+	Done    int     `json:"-"` // steps taken by this process (not saved)
 }
 
 // epochPerm is the shuffled order of epoch e: a pure function of the seed
@@ -282,6 +287,12 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 		}
 	}
 	start, done := time.Now(), 0
+	base := pos.Seconds // loop time of the processes before this one
+	stamp := func() { pos.Seconds = base + time.Since(start).Seconds() }
+	save := func() error {
+		stamp()
+		return saveState(ro.StatePath, params, opt, best, pos)
+	}
 	for pos.Epoch < s.Epochs {
 		perm := epochPerm(n, ro.Seed, pos.Epoch)
 		for pos.Iter < ipe && pos.Step < total {
@@ -314,7 +325,7 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 				return pos, err
 			}
 			if ro.StatePath != "" && ro.CheckpointEvery > 0 && pos.Step%ro.CheckpointEvery == 0 && pos.Iter < ipe {
-				if err := saveState(ro.StatePath, params, opt, best, pos); err != nil {
+				if err := save(); err != nil {
 					return pos, err
 				}
 			}
@@ -326,20 +337,22 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 		}
 		if pos.Step >= total && pos.Iter < ipe { // MaxSteps ended the run mid-epoch
 			if ro.StatePath != "" {
-				if err := saveState(ro.StatePath, params, opt, best, pos); err != nil {
+				if err := save(); err != nil {
 					return pos, err
 				}
 			}
+			stamp()
 			return pos, nil
 		}
 		pos.Epoch++
 		pos.Iter = 0
 		if ro.StatePath != "" {
-			if err := saveState(ro.StatePath, params, opt, best, pos); err != nil {
+			if err := save(); err != nil {
 				return pos, err
 			}
 		}
 	}
+	stamp()
 	return pos, nil
 }
 

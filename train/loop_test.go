@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netmamba/netmamba/eval"
 
@@ -74,11 +75,14 @@ func TestFinetuneResumeIsExact(t *testing.T) {
 	o := tinyOptions(dir)
 	o.LogPath = filepath.Join(dir, "run.jsonl")
 	o.StopAfterSteps = 7 // mid-epoch 1 (5 steps per epoch); last checkpoint at step 6
+	// The interrupted process takes at least 25 ms per step, so its 6 saved
+	// steps took at least 150 ms: the resumed run's loop time must include them.
+	o.Progress = func(Progress) { time.Sleep(25 * time.Millisecond) }
 	first := tinyClassifier(t, 3)
 	if _, err := Finetune(first, td, vd, o); !errors.Is(err, ErrStopped) {
 		t.Fatalf("interrupted run: %v", err)
 	}
-	o.StopAfterSteps, o.Resume = 0, true
+	o.StopAfterSteps, o.Resume, o.Progress = 0, true, nil
 	resumed := tinyClassifier(t, 3) // fresh process: weights come from the state file
 	res, err := Finetune(resumed, td, vd, o)
 	if err != nil {
@@ -86,6 +90,9 @@ func TestFinetuneResumeIsExact(t *testing.T) {
 	}
 	if res.Steps != 20 {
 		t.Fatalf("steps %d, want 20", res.Steps)
+	}
+	if res.RunSteps != 14 || res.Seconds < 0.15 {
+		t.Fatalf("resumed run: %d steps in this process (want 14), loop time %.3f s in all (want >= 0.15 s: the first process's 6 saved steps)", res.RunSteps, res.Seconds)
 	}
 	for i, p := range full.Params() {
 		q := resumed.Params()[i]

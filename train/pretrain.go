@@ -31,6 +31,7 @@ func DefaultPretrain() PretrainOptions {
 type PretrainResult struct {
 	Steps, Epochs int
 	RunSteps      int     // steps taken by this process (fewer after --resume)
+	Seconds       float64 // wall time of the training loop, summed over a resumed run's processes
 	FinalLoss     float64 // mean loss of the last epoch
 }
 
@@ -95,5 +96,5 @@ func Pretrain(p Pretrainer, d *Data, o PretrainOptions) (*PretrainResult, error)
 	if err != nil {
 		return nil, err
 	}
-	return &PretrainResult{Steps: pos.Step, RunSteps: pos.Done, Epochs: o.Epochs, FinalLoss: last}, nil
+	return &PretrainResult{Steps: pos.Step, RunSteps: pos.Done, Seconds: pos.Seconds, Epochs: o.Epochs, FinalLoss: last}, nil
 }
