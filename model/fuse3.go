@@ -294,24 +294,8 @@ func IsFuse3EncoderName(name string) bool {
 // Every encoder tensor of m must be present with its shape; the head is
 // left untouched.
 func (m *Fuse3) LoadEncoder(ts map[string]*checkpoint.Tensor) error {
-	var missing, bad []string
-	for _, q := range m.P.List() {
-		if !IsFuse3EncoderName(q.Name) {
-			continue
-		}
-		t, ok := ts[q.Name]
-		if !ok {
-			missing = append(missing, q.Name)
-			continue
-		}
-		if t.DType != "F32" || len(t.F32) != len(q.Data) || !sameShape(t.Shape, q.Shape) {
-			bad = append(bad, fmt.Sprintf("%s: %s%v, want F32%v", q.Name, t.DType, t.Shape, q.Shape))
-			continue
-		}
-		copy(q.Data, t.F32)
-	}
-	if len(missing) > 0 || len(bad) > 0 {
-		return fmt.Errorf("model: fuse3 encoder: %d missing tensors (%s), %d with wrong shape or dtype (%s)", len(missing), clip(missing), len(bad), clip(bad))
+	if err := m.P.core.set.LoadSubset(ts, IsFuse3EncoderName); err != nil {
+		return fmt.Errorf("model: fuse3 encoder: %w", err)
 	}
 	return nil
 }

@@ -130,8 +130,38 @@ func (s *Set) Tensors() map[string]*checkpoint.Tensor {
 // tensor may be left over. On a mismatch it returns a *MismatchError that
 // lists every problem; the parameters that did match have been copied.
 func (s *Set) Load(ts map[string]*checkpoint.Tensor) error {
+	e := s.load(ts, nil)
+	for name := range ts {
+		if _, ok := s.index[name]; !ok {
+			e.Extra = append(e.Extra, name)
+		}
+	}
+	sort.Strings(e.Extra)
+	if len(e.Missing)+len(e.Bad)+len(e.Extra) > 0 {
+		return &e
+	}
+	return nil
+}
+
+// LoadSubset copies into the parameters whose name keep accepts the
+// tensors of ts with those names; the others keep their values and the
+// other tensors of ts are ignored. A *MismatchError lists the accepted
+// parameters that are missing or mis-shaped (Extra is empty).
+func (s *Set) LoadSubset(ts map[string]*checkpoint.Tensor, keep func(name string) bool) error {
+	if e := s.load(ts, keep); len(e.Missing)+len(e.Bad) > 0 {
+		return &e
+	}
+	return nil
+}
+
+// load copies the tensors of ts into the parameters keep accepts (nil:
+// all) and returns what was missing or mis-shaped.
+func (s *Set) load(ts map[string]*checkpoint.Tensor, keep func(string) bool) MismatchError {
 	var e MismatchError
 	for _, q := range s.list {
+		if keep != nil && !keep(q.Name) {
+			continue
+		}
 		t, ok := ts[q.Name]
 		if !ok {
 			e.Missing = append(e.Missing, q.Name)
@@ -147,16 +177,7 @@ func (s *Set) Load(ts map[string]*checkpoint.Tensor) error {
 		}
 		copy(q.Data, t.F32)
 	}
-	for name := range ts {
-		if _, ok := s.index[name]; !ok {
-			e.Extra = append(e.Extra, name)
-		}
-	}
-	sort.Strings(e.Extra)
-	if len(e.Missing)+len(e.Bad)+len(e.Extra) > 0 {
-		return &e
-	}
-	return nil
+	return e
 }
 
 // AddFrom sets s += q element by element. q must have the same layout

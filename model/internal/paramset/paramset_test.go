@@ -277,3 +277,29 @@ func TestNumel(t *testing.T) {
 		t.Fatal("Numel")
 	}
 }
+
+// LoadSubset fills only the accepted parameters, ignores other tensors,
+// and reports accepted parameters that are missing, nil or mis-shaped.
+func TestLoadSubset(t *testing.T) {
+	s, v := newTestSet()
+	head := func(name string) bool { return strings.HasPrefix(name, "head.") }
+	ts := map[string]*checkpoint.Tensor{
+		"head.weight": {DType: "F32", Shape: []int{3, 2}, F32: []float32{1, 2, 3, 4, 5, 6}},
+		"head.bias":   {DType: "F32", Shape: []int{3}, F32: []float32{7, 8, 9}},
+		"cls_token":   {DType: "F32", Shape: []int{1, 1, 2}, F32: []float32{-1, -1}}, // not accepted: left alone
+		"other":       {DType: "F32", Shape: []int{1}, F32: []float32{0}},            // no parameter: ignored
+	}
+	if err := s.LoadSubset(ts, head); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(v.w, []float32{1, 2, 3, 4, 5, 6}) || !slices.Equal(v.b, []float32{7, 8, 9}) || !slices.Equal(v.cls, []float32{0, 0}) {
+		t.Fatalf("after LoadSubset: w %v b %v cls %v", v.w, v.b, v.cls)
+	}
+	ts["head.bias"] = nil
+	delete(ts, "head.weight")
+	err := s.LoadSubset(ts, head)
+	var me *MismatchError
+	if !errors.As(err, &me) || !slices.Equal(me.Missing, []string{"head.weight"}) || len(me.Bad) != 1 || len(me.Extra) != 0 {
+		t.Fatalf("missing weight, nil bias: %v", err)
+	}
+}
