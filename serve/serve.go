@@ -195,8 +195,9 @@ func (s *Server) AddSink(f func(*classify.Result)) { s.extra = append(s.extra, f
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // StopUploads ends the uploads: new ones are refused (503), those in
-// flight stop reading their capture, their upload pipeline drains — flows
-// read so far are classified for at most drain, then reported shed, so
+// flight stop reading their body or capture (a reply still being written
+// gets 1 s), their upload pipeline drains — flows read so far are
+// classified for at most drain (<= 0: all of them), then reported shed, so
 // every one still reaches the sinks — and StopUploads returns once every
 // upload handler has returned; the upload pipeline may then be closed.
 // Call it after http.Server.Shutdown has given uploads their grace period.
@@ -206,7 +207,7 @@ func (s *Server) StopUploads(drain time.Duration) {
 	if !s.upClosing {
 		s.upClosing = true
 		close(s.upAbort)
-		if s.upRunning > 0 {
+		if s.upRunning > 0 && drain > 0 {
 			s.upload.Drain(drain)
 		}
 	}
@@ -214,6 +215,16 @@ func (s *Server) StopUploads(drain time.Duration) {
 		s.upIdle.Wait()
 	}
 	s.upMu.Unlock()
+}
+
+// stopping reports whether StopUploads has been called.
+func (s *Server) stopping() bool {
+	select {
+	case <-s.upAbort:
+		return true
+	default:
+		return false
+	}
 }
 
 // beginUpload registers an upload in flight; false when StopUploads has
@@ -309,8 +320,25 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) {
 		wait.Stop()
 		return
 	}
+	// StopUploads must not wait on a client: when it is called, a body
+	// still arriving stops being read and the reply gets 1 s to be sent.
+	handled := make(chan struct{})
+	defer close(handled)
+	go func() {
+		select {
+		case <-s.upAbort:
+			rc := http.NewResponseController(w)
+			_ = rc.SetReadDeadline(time.Now()) // errors: the connection cannot time out; nothing better to do
+			_ = rc.SetWriteDeadline(time.Now().Add(time.Second))
+		case <-handled:
+		}
+	}()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload))
 	if err != nil {
+		if s.stopping() {
+			http.Error(w, errShuttingDown.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			http.Error(w, fmt.Sprintf("capture larger than --max-upload %d bytes", s.cfg.MaxUpload), http.StatusRequestEntityTooLarge)

@@ -439,7 +439,7 @@ func TestStopUploadsDuringUpload(t *testing.T) {
 		got <- reply{code: resp.StatusCode, body: string(b)}
 	}()
 	<-reached
-	srv.StopUploads(time.Second) // returns once the handler has
+	srv.StopUploads(0) // returns once the handler has; 0: classify every flow read
 	var r reply
 	select {
 	case r = <-got:
@@ -455,6 +455,9 @@ func TestStopUploadsDuringUpload(t *testing.T) {
 	}
 	if finals.Load() != st.Flows || st.LiveFlows != 0 {
 		t.Fatalf("%d flows started, %d final results, %d still live: flows lost", st.Flows, finals.Load(), st.LiveFlows)
+	}
+	if st.Shed != 0 || st.Classified != st.Flows {
+		t.Fatalf("drain 0 (wait for every flow): %d of %d flows classified, %d shed", st.Classified, st.Flows, st.Shed)
 	}
 	if code, _ := do(t, "POST", ts.URL+"/api/classify", "", body); code != http.StatusServiceUnavailable {
 		t.Fatalf("upload after StopUploads: status %d, want 503", code)
@@ -512,5 +515,37 @@ func TestUploadSlots(t *testing.T) {
 	one, two := HeldBytes(Config{MaxUpload: 1 << 20}, 3), HeldBytes(Config{MaxUpload: 1 << 20, UploadSlots: 2}, 3)
 	if two-one != (1+GzipExpansion)<<20 {
 		t.Fatalf("HeldBytes: a second slot adds %d bytes, want %d", two-one, (1+GzipExpansion)<<20)
+	}
+}
+
+// A client still sending its body does not hold StopUploads: the read is
+// cut and the handler returns.
+func TestStopUploadsSlowBody(t *testing.T) {
+	p := newTestPipeline(t)
+	srv := New(p, nil, Config{MaxUpload: 1 << 20})
+	defer srv.Close()
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		req, _ := http.NewRequest("POST", ts.URL+"/api/classify", pr)
+		req.ContentLength = 1 << 19 // promises more than it sends
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	if _, err := pw.Write(make([]byte, 1000)); err != nil { // the handler is reading the body now
+		t.Fatal(err)
+	}
+	for len(srv.upSlots) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	stopped := make(chan struct{})
+	go func() { srv.StopUploads(0); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("StopUploads still waiting for a client that stopped sending its body after 20 s")
 	}
 }

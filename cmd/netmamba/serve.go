@@ -158,7 +158,7 @@ wait for it rather than shed.`,
 	f.BoolVar(&ignoreOut, ignoreOutgoingFlag, false, ignoreOutgoingHelp)
 	f.DurationVar(&statsEvery, "stats-interval", 10*time.Second, "live: statistics to stderr this often (0: never)")
 	f.StringVar(&redisAddr, "redis", "", "also write results to Redis at this host:port")
-	f.StringVar(&maxMemory, maxMemoryFlag, maxMemoryDefault, "live (uploads only: only if set): bound the process's memory (e.g. 512MiB, 2GiB; 0 = none): sets the Go memory limit and derives the flow-table cap per worker from it, holding one upload of --max-upload (8× that gzip-decompressed) and its flow table; each concurrent upload, an upload's results and --max-flows (which overrides) go beyond")
+	f.StringVar(&maxMemory, maxMemoryFlag, maxMemoryDefault, "live (uploads only: only if set): bound the process's memory (e.g. 512MiB, 2GiB; 0 = none): sets the Go memory limit and derives the flow-table cap per worker from it, holding --upload-slots uploads of --max-upload (each 8× that gzip-decompressed, with its flow table); an upload's results and --max-flows (which overrides) go beyond")
 	f.DurationVar(&drainTimeout, drainTimeoutFlag, drainTimeoutDefault, drainTimeoutHelp)
 	return c
 }
