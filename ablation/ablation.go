@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -206,6 +207,14 @@ func (g *Grid) Execute() (*Result, error) {
 	}
 	if r.testD, err = train.LoadData(g.Test); err != nil {
 		return nil, err
+	}
+	for _, d := range []*train.Data{r.validD, r.testD} {
+		if d.Settings.Windows > 1 {
+			r.logf("warning: %s was built with --windows %d: its metrics count long flows several times (windows are meant for training data)", d.Path, d.Settings.Windows)
+		}
+	}
+	if r.trainD.Settings.Windows > 1 && slices.ContainsFunc(g.Fractions, func(f float64) bool { return f < 1 }) {
+		r.logf("warning: the few-shot fractions pick rows of %s, which was built with --windows %d: a flow's windows count as flows", r.trainD.Path, r.trainD.Settings.Windows)
 	}
 	var preD *train.Data
 	if len(g.PretrainData) > 0 && g.PretrainSteps > 0 {

@@ -20,9 +20,12 @@ type PretrainCost struct {
 	Seconds     float64 `json:"seconds"`       // wall time of the invocation that finished it (model build, steps, checkpoint write)
 	Steps       int     `json:"steps"`         // optimiser steps in all
 	RunSteps    int     `json:"run_steps"`     // steps taken in Seconds (fewer than Steps after a resumed interruption)
-	// LoopSeconds is the training loop's wall time over every process of a
-	// resumed pre-training (0: not recorded, e.g. state saved by an older
-	// binary).
+	// LoopSeconds is the training loop's wall time as the resume state
+	// summed it: over every process of a resumed pre-training, except
+	// that a state saved by a binary that did not record it contributes 0
+	// (then it covers only the processes after it). The cost table shows
+	// it for a resumed run only when it exceeds Seconds, i.e. when the
+	// earlier processes were recorded.
 	LoopSeconds float64 `json:"loop_seconds,omitempty"`
 	Batch       int     `json:"batch"`         // flows per step
 	FlowsPerSec float64 `json:"flows_per_sec"` // RunSteps·Batch / Seconds

@@ -91,10 +91,11 @@ func Build(o BuildOptions) (*BuildResult, error) {
 	if _, err := ParseSplitMode(string(o.Split)); err != nil {
 		return nil, err
 	}
-	if o.Extract.Windows > 1 && (o.Split == SplitRandom || o.Split == SplitTime || o.MinPerClass > 0 || o.MaxPerClass > 0) {
-		// Sampling and these splits pick rows, not flows: they would count a
-		// flow's windows as flows and part them from their flow.
-		return nil, fmt.Errorf("prep: --windows %d: cannot be combined with --split random/time or --min/--max-per-class (they would separate a flow's windows; --split source keeps them together)", o.Extract.Windows)
+	if o.Extract.Windows > 1 && (o.Split != SplitNone || o.MinPerClass > 0 || o.MaxPerClass > 0) {
+		// Splits and sampling pick rows, not flows: they would count a
+		// flow's windows as flows, and a split would put windowed rows in
+		// valid and test, which must hold one row per flow.
+		return nil, fmt.Errorf("prep: --windows %d: cannot be combined with --split or --min/--max-per-class (they pick rows, not flows, and valid/test must not hold windows): prep the training split on its own with --windows", o.Extract.Windows)
 	}
 	ex, err := extract.New(o.Extract)
 	if err != nil {

@@ -68,7 +68,8 @@ initiator = sender of packet i, sizes/IATs from packet i on, relative_seq from t
 first sequence numbers seen from packet i on. Windowed rows follow their flow's row
 with the same source capture. Do not use it for valid/test data: metrics would count
 long flows several times (eval and finetune --valid/--test warn). It cannot be
-combined with --split random/time or --min/--max-per-class.`,
+combined with --split or --min/--max-per-class (they pick rows, not flows): prep
+the training split on its own with --windows.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {

@@ -430,7 +430,7 @@ func TestPrepWindows(t *testing.T) {
 // picks rows (and would separate a flow's windows) is an error.
 func TestPrepWindowsRefusesRowSampling(t *testing.T) {
 	dir := t.TempDir()
-	for _, extra := range [][]string{{"--split", "random"}, {"--split", "time"}, {"--max-per-class", "5"}, {"--min-per-class", "2"}, {"--windows", "-1"}} {
+	for _, extra := range [][]string{{"--split", "random"}, {"--split", "time"}, {"--split", "source"}, {"--max-per-class", "5"}, {"--min-per-class", "2"}, {"--windows", "-1"}} {
 		root := newRootCmd()
 		root.SetOut(&bytes.Buffer{})
 		root.SetErr(&bytes.Buffer{})
@@ -465,5 +465,11 @@ func TestWindowedEvalDataWarns(t *testing.T) {
 		"--embed-dim", "8", "--depth", "1", "--threads", "1", "--quiet", "-o", filepath.Join(t.TempDir(), "m.safetensors"))
 	if strings.Count(errs, warn) != 1 || !strings.Contains(errs, "finetune: warning: "+windowed+" "+warn) {
 		t.Errorf("finetune with windowed --data and --valid, plain --test: stderr %q, want one windows warning (for --valid)", errs)
+	}
+	// A few-shot fraction of windowed training data picks rows, not flows.
+	_, errs = runCLIErr(t, "finetune", "--data", windowed, "--valid", plain, "--fraction", "0.5", "--epochs", "1", "--batch", "16",
+		"--embed-dim", "8", "--depth", "1", "--threads", "1", "--quiet", "-o", filepath.Join(t.TempDir(), "m.safetensors"))
+	if !strings.Contains(errs, "--fraction 0.5 picks rows of "+windowed) {
+		t.Errorf("finetune --fraction 0.5 on windowed data: stderr %q, want the rows warning", errs)
 	}
 }

@@ -286,6 +286,10 @@ shuffle (few-shot). With --test the chosen model is evaluated once on the test s
 			if len(d.Classes) == 0 {
 				return fmt.Errorf("finetune: %s has no class map (unlabelled data)", d.Path)
 			}
+			if fraction < 1 && d.Settings.Windows > 1 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "finetune: warning: --fraction %g picks rows of %s, which was built with --windows %d: a flow's windows count as flows and may be kept without their flow\n",
+					fraction, d.Path, d.Settings.Windows)
+			}
 			var vd, td *train.Data
 			// the model is trained on d's representation: validation and
 			// test views get d's debias when that can be applied exactly
