@@ -17,9 +17,9 @@ import (
 // pre-training ends, so an ablation that reuses the checkpoint still
 // reports it.
 type PretrainCost struct {
-	Seconds     float64 `json:"seconds"`       // wall time of the invocation that finished it (model build, steps, checkpoint write)
-	Steps       int     `json:"steps"`         // optimiser steps in all
-	RunSteps    int     `json:"run_steps"`     // steps taken in Seconds (fewer than Steps after a resumed interruption)
+	Seconds  float64 `json:"seconds"`   // wall time of the invocation that finished it (model build, steps, checkpoint write)
+	Steps    int     `json:"steps"`     // optimiser steps in all
+	RunSteps int     `json:"run_steps"` // steps taken in Seconds (fewer than Steps after a resumed interruption)
 	// LoopSeconds is the training loop's wall time as the resume state
 	// summed it: over every process of a resumed pre-training, except
 	// that a state saved by a binary that did not record it contributes 0
