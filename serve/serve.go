@@ -107,7 +107,6 @@ type Server struct {
 	upMu      sync.Mutex
 	upIdle    *sync.Cond // signalled when upRunning drops to 0
 	upRunning int
-	upClosing bool
 	upAbort   chan struct{} // closed by StopUploads: stop reading captures
 	upSlots   chan struct{} // one token per upload being read (UploadSlots)
 }
@@ -204,8 +203,7 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // Later calls only wait.
 func (s *Server) StopUploads(drain time.Duration) {
 	s.upMu.Lock()
-	if !s.upClosing {
-		s.upClosing = true
+	if !s.stopping() {
 		close(s.upAbort)
 		if s.upRunning > 0 && drain > 0 {
 			s.upload.Drain(drain)
@@ -232,7 +230,7 @@ func (s *Server) stopping() bool {
 func (s *Server) beginUpload() bool {
 	s.upMu.Lock()
 	defer s.upMu.Unlock()
-	if s.upClosing {
+	if s.stopping() { // upAbort is closed under upMu
 		return false
 	}
 	s.upRunning++
