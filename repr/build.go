@@ -39,6 +39,12 @@ const (
 	PortKeep   PortMode = iota // unchanged (NetMamba, the default)
 	PortZero                   // 0
 	PortRandom                 // pseudo-random per flow endpoint, from Debias.Seed
+	// PortEphemeral zeroes the higher of the two ports when they differ: the
+	// client's ephemeral port in client-server traffic, a number the client's
+	// OS picks and so a capture fingerprint rather than an application's.
+	// The lower (service) port is kept, and equal ports (MDNS 5353→5353,
+	// NetBIOS 137→137, IKE 500→500) are both kept.
+	PortEphemeral
 )
 
 // SeqMode is a debias strategy for TCP sequence and acknowledgement numbers.
@@ -62,6 +68,7 @@ type Debias struct {
 	Window     bool   // zero the TCP window
 	Checksums  bool   // zero IPv4 header and L4 checksums
 	TTL        bool   // zero IPv4 TTL / IPv6 hop limit
+	IPID       bool   // zero the IPv4 identification and the IPv6 flow label
 	SNI        bool   // zero the server name in a TLS ClientHello's SNI extension
 	Seed       uint64 // seed for the random modes
 }
@@ -177,7 +184,8 @@ func (b *Builder) debias(hdr []byte, p *flow.Packet, m flow.PacketMeta, key *flo
 }
 
 // zeroFields applies d's zero_* strategies (zero_ip, zero_ttl,
-// zero_checksum, zero_port, zero_seq, zero_window, zero_options) to the
+// zero_checksum, zero_ipid, zero_port, zero_ephemeral_port, zero_seq,
+// zero_window, zero_options) to the
 // header bytes hdr of an IPv4 or IPv6 packet whose L4 header starts at l4
 // (hasL4 false: none, e.g. a non-first fragment) with transport protocol
 // proto and, for TCP, header length tcpHdrLen. Writes past len(hdr) are
@@ -194,6 +202,9 @@ func zeroFields(hdr []byte, version byte, l4 int, hasL4 bool, proto byte, tcpHdr
 		if d.Checksums {
 			zeroRange(hdr, 10, 2)
 		}
+		if d.IPID {
+			zeroRange(hdr, 4, 2)
+		}
 	} else {
 		if d.IP == IPZero {
 			zeroRange(hdr, 8, 32)
@@ -201,12 +212,29 @@ func zeroFields(hdr []byte, version byte, l4 int, hasL4 bool, proto byte, tcpHdr
 		if d.TTL {
 			setByte(hdr, 7, 0)
 		}
+		if d.IPID && len(hdr) >= 4 { // flow label: the low 4 bits of byte 1, bytes 2-3
+			hdr[1] &= 0xf0
+			zeroRange(hdr, 2, 2)
+		}
 	}
 	if !hasL4 {
 		return
 	}
-	if d.Port == PortZero && (proto == 6 || proto == 17 || proto == 132) {
-		zeroRange(hdr, l4, 4)
+	if proto == 6 || proto == 17 || proto == 132 {
+		switch d.Port {
+		case PortZero:
+			zeroRange(hdr, l4, 4)
+		case PortEphemeral:
+			if l4+4 <= len(hdr) {
+				sp := binary.BigEndian.Uint16(hdr[l4:])
+				dp := binary.BigEndian.Uint16(hdr[l4+2:])
+				if sp > dp {
+					zeroRange(hdr, l4, 2)
+				} else if dp > sp {
+					zeroRange(hdr, l4+2, 2)
+				}
+			}
+		}
 	}
 	switch proto {
 	case 6:

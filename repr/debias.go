@@ -22,12 +22,14 @@ var debiasNames = []struct {
 	{"random_ip", "ip", func(d *Debias) { d.IP = IPRandom }, func(d *Debias) bool { return d.IP == IPRandom }},
 	{"zero_port", "port", func(d *Debias) { d.Port = PortZero }, func(d *Debias) bool { return d.Port == PortZero }},
 	{"random_port", "port", func(d *Debias) { d.Port = PortRandom }, func(d *Debias) bool { return d.Port == PortRandom }},
+	{"zero_ephemeral_port", "port", func(d *Debias) { d.Port = PortEphemeral }, func(d *Debias) bool { return d.Port == PortEphemeral }},
 	{"zero_seq", "seq", func(d *Debias) { d.TCPSeq = SeqZero }, func(d *Debias) bool { return d.TCPSeq == SeqZero }},
 	{"relative_seq", "seq", func(d *Debias) { d.TCPSeq = SeqRelative }, func(d *Debias) bool { return d.TCPSeq == SeqRelative }},
 	{"zero_options", "options", func(d *Debias) { d.TCPOptions = true }, func(d *Debias) bool { return d.TCPOptions }},
 	{"zero_window", "window", func(d *Debias) { d.Window = true }, func(d *Debias) bool { return d.Window }},
 	{"zero_checksum", "checksum", func(d *Debias) { d.Checksums = true }, func(d *Debias) bool { return d.Checksums }},
 	{"zero_ttl", "ttl", func(d *Debias) { d.TTL = true }, func(d *Debias) bool { return d.TTL }},
+	{"zero_ipid", "ipid", func(d *Debias) { d.IPID = true }, func(d *Debias) bool { return d.IPID }},
 	{"zero_sni", "sni", func(d *Debias) { d.SNI = true }, func(d *Debias) bool { return d.SNI }},
 }
 
@@ -42,8 +44,9 @@ func DebiasNames() []string {
 }
 
 // ParseDebias turns a list of strategy names (DebiasNames: zero_ip,
-// relative_ip, random_ip, zero_port, random_port, zero_seq, relative_seq,
-// zero_options, zero_window, zero_checksum, zero_ttl, zero_sni) into a
+// relative_ip, random_ip, zero_port, random_port, zero_ephemeral_port,
+// zero_seq, relative_seq, zero_options, zero_window, zero_checksum,
+// zero_ttl, zero_ipid, zero_sni) into a
 // Debias. The list is complete: a field no name sets is kept unchanged, so
 // IP addresses are kept unless zero_ip, relative_ip or random_ip is listed.
 // "none" alone rewrites nothing. An empty list is NetMamba's default,

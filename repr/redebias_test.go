@@ -72,6 +72,8 @@ func TestRedebiasMatchesBuild(t *testing.T) {
 		{"trace default->model", trace, nil, model},
 		{"trace default->all", trace, nil, allZero},
 		{"trace none->all", trace, []string{"none"}, allZero},
+		{"ndpi-app model->model+ipid+ephemeral", appFiles, model, append(model, "zero_ipid", "zero_ephemeral_port")},
+		{"trace none->ipid+ephemeral", trace, []string{"none"}, []string{"zero_ipid", "zero_ephemeral_port"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -358,6 +360,90 @@ func FuzzRedebiasSlot(f *testing.F) {
 			check([]string{n}, func(o int, v byte) bool { return (v == 4 || v == 6) && o >= ipHdr(v) && o < repr.HeaderBytes })
 		}
 		check([]string{"zero_sni"}, func(o int, v byte) bool { return (v == 4 || v == 6) && o >= repr.HeaderBytes })
+		check([]string{"zero_ipid"}, func(o int, v byte) bool { return v == 4 && (o == 4 || o == 5) || v == 6 && o >= 1 && o <= 3 })
+		check([]string{"zero_ephemeral_port"}, func(o int, v byte) bool {
+			return (v == 4 || v == 6) && o >= ipHdr(v) && o < repr.HeaderBytes
+		})
 		check(allZero, func(o int, v byte) bool { return v == 4 || v == 6 })
 	})
+}
+
+// TestZeroEphemeralPortAndIPID checks the two fields by hand: the higher
+// port of a pair is zeroed in either direction, equal ports are kept, the
+// IPv4 identification and the IPv6 flow label (not the traffic class) are
+// zeroed, and nothing else changes.
+func TestZeroEphemeralPortAndIPID(t *testing.T) {
+	udp := func(sp, dp uint16) []byte {
+		b := binary.BigEndian.AppendUint16(nil, sp)
+		b = binary.BigEndian.AppendUint16(b, dp)
+		return append(b, 0, 12, 0xaa, 0xbb, 1, 2, 3, 4)
+	}
+	tcp := func(sp, dp uint16) []byte {
+		b := tcpHdr(0, []byte("hello"))
+		binary.BigEndian.PutUint16(b[0:], sp)
+		binary.BigEndian.PutUint16(b[2:], dp)
+		return b
+	}
+	withID := func(p []byte) []byte { p[4], p[5] = 0x12, 0x34; return p }
+	cases := []struct {
+		name     string
+		pkt      []byte
+		ipHdr    int
+		sp, dp   uint16 // ports expected after zero_ephemeral_port
+		zeroedID []int  // bytes zero_ipid zeroes (value before: non-zero)
+	}{
+		{"tcp client->server", withID(ipv4(6, tcp(51234, 443), 0)), 20, 0, 443, []int{4, 5}},
+		{"tcp server->client", withID(ipv4(6, tcp(443, 51234), 0)), 20, 443, 0, []int{4, 5}},
+		{"udp equal ports (mdns)", withID(ipv4(17, udp(5353, 5353), 0)), 20, 5353, 5353, []int{4, 5}},
+		{"udp stun", withID(ipv4(17, udp(40436, 3478), 0)), 20, 0, 3478, []int{4, 5}},
+	}
+	v6 := ipv6(17, nil, udp(3478, 61000))
+	v6[0], v6[1], v6[2], v6[3] = 0x6a, 0xbc, 0xde, 0xf1 // traffic class 0xab, flow label 0xcdef1
+	cases = append(cases, struct {
+		name     string
+		pkt      []byte
+		ipHdr    int
+		sp, dp   uint16
+		zeroedID []int
+	}{"ipv6 udp", v6, 40, 3478, 0, []int{2, 3}})
+	for _, c := range cases {
+		var p flow.Packet
+		if r := flow.Decode(capture.LinkRaw, c.pkt, &p); r != flow.OK {
+			t.Fatalf("%s: decode %v", c.name, r)
+		}
+		key := flow.KeyOf(&p)
+		m := flow.PacketMeta{FrameLen: len(c.pkt), FromInitiator: true}
+		var plain, eph, ipid repr.Builder
+		plain.Add(&p, m, &key, &repr.Options{Debias: mustDebias(t, "none")})
+		eph.Add(&p, m, &key, &repr.Options{Debias: mustDebias(t, "zero_ephemeral_port")})
+		ipid.Add(&p, m, &key, &repr.Options{Debias: mustDebias(t, "zero_ipid")})
+		pv, ev, iv := plain.View.Bytes, eph.View.Bytes, ipid.View.Bytes
+		if sp, dp := binary.BigEndian.Uint16(ev[c.ipHdr:]), binary.BigEndian.Uint16(ev[c.ipHdr+2:]); sp != c.sp || dp != c.dp {
+			t.Errorf("%s: zero_ephemeral_port gave ports %d -> %d, want %d -> %d", c.name, sp, dp, c.sp, c.dp)
+		}
+		for i := range pv {
+			if i >= c.ipHdr && i < c.ipHdr+4 {
+				continue
+			}
+			if ev[i] != pv[i] {
+				t.Errorf("%s: zero_ephemeral_port changed byte %d", c.name, i)
+			}
+		}
+		for i := range pv {
+			zeroed := false
+			for _, z := range c.zeroedID {
+				zeroed = zeroed || i == z
+			}
+			switch {
+			case zeroed && (pv[i] == 0 || iv[i] != 0):
+				t.Errorf("%s: zero_ipid byte %d: %#x -> %#x, want non-zero -> 0", c.name, i, pv[i], iv[i])
+			case !zeroed && c.ipHdr == 40 && i == 1:
+				if iv[1] != 0xb0 { // traffic class low nibble kept, flow label nibble zeroed
+					t.Errorf("%s: zero_ipid byte 1 %#x, want 0xb0", c.name, iv[1])
+				}
+			case !zeroed && iv[i] != pv[i]:
+				t.Errorf("%s: zero_ipid changed byte %d", c.name, i)
+			}
+		}
+	}
 }

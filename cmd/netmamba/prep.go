@@ -51,9 +51,12 @@ comma-separated; the list is complete (a field not named is kept):
   zero_ip | relative_ip | random_ip    IP addresses: 0.0.0.0 / initiator 0.0.0.1,
                                        responder 0.0.0.2 / pseudo-random per endpoint
   zero_port | random_port              transport ports
+  zero_ephemeral_port                  the higher of the two ports when they differ (the
+                                       client's OS-chosen port; the service port is kept)
   zero_seq | relative_seq              TCP sequence and acknowledgement numbers
   zero_options, zero_window            TCP option bytes, TCP window
   zero_checksum, zero_ttl              IPv4 and L4 checksums, TTL / hop limit
+  zero_ipid                            IPv4 identification, IPv6 flow label
   zero_sni                             server name of a TLS ClientHello
   none                                 no rewrite at all
 The default, zero_ip, is NetMamba's. The random strategies are seeded by --seed.
