@@ -43,7 +43,8 @@ const (
 	// client's ephemeral port in client-server traffic, a number the client's
 	// OS picks and so a capture fingerprint rather than an application's.
 	// The lower (service) port is kept, and equal ports (MDNS 5353→5353,
-	// NetBIOS 137→137, IKE 500→500) are both kept.
+	// NetBIOS 137→137, IKE 500→500) are both kept, as is a pair that
+	// already holds a zero port.
 	PortEphemeral
 )
 
@@ -228,9 +229,11 @@ func zeroFields(hdr []byte, version byte, l4 int, hasL4 bool, proto byte, tcpHdr
 			if l4+4 <= len(hdr) {
 				sp := binary.BigEndian.Uint16(hdr[l4:])
 				dp := binary.BigEndian.Uint16(hdr[l4+2:])
-				if sp > dp {
+				// a zero port is taken as already rewritten, so applying
+				// the strategy twice (Redebias) changes nothing more
+				if sp > dp && dp != 0 {
 					zeroRange(hdr, l4, 2)
-				} else if dp > sp {
+				} else if dp > sp && sp != 0 {
 					zeroRange(hdr, l4+2, 2)
 				}
 			}
