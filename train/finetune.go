@@ -15,6 +15,11 @@ type FinetuneOptions struct {
 	LabelSmoothing float64 // 0.1 officially
 	Fraction       float64 // few-shot: keep the first int(N·Fraction) flows of a seed-0 shuffle (0 or 1: all)
 	Select         string  // epoch selection on validation: "macro_f1" (default) or "accuracy" (official)
+	// EMA, when in (0, 1), keeps an exponential moving average of the
+	// weights with this decay (warmed up as min(EMA, (1+t)/(10+t)) after t
+	// steps); validation, epoch selection and the result use the average
+	// instead of the raw weights. 0: off (the official recipe).
+	EMA float64
 }
 
 // DefaultFinetune is the official fine-tuning recipe with the epoch count
@@ -88,6 +93,9 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 	default:
 		return nil, fmt.Errorf("train: unknown --select %q (want macro_f1 or accuracy)", o.Select)
 	}
+	if o.EMA < 0 || o.EMA >= 1 {
+		return nil, fmt.Errorf("train: EMA decay %g outside [0, 1)", o.EMA)
+	}
 	opt, err := newOptimizer(net.Params(), o.Schedule, net.Depth(), func(n string, _ int) int { return net.LayerID(n) }, net.NoDecay())
 	if err != nil {
 		return nil, err
@@ -114,11 +122,40 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 		return nil, err
 	}
 	defer log.close()
+	sets := weightSets{}
+	var afterStep func(int)
+	var ema map[string][]float32
+	if o.EMA > 0 {
+		ema = map[string][]float32{}
+		for _, p := range net.Params() {
+			ema[p.Name] = append([]float32(nil), p.Data...)
+		}
+		sets["ema"] = ema // a resumed run reloads it from the state
+		afterStep = func(steps int) { updateEMA(net.Params(), ema, emaDecay(o.EMA, steps-1)) }
+	}
+	// withEMA runs f with the averaged weights in place of the raw ones (or
+	// with the raw ones when EMA is off), then puts the raw weights back.
+	raw := map[string][]float32{}
+	withEMA := func(f func() error) error {
+		if ema == nil {
+			return f()
+		}
+		for _, p := range net.Params() {
+			raw[p.Name] = append(raw[p.Name][:0], p.Data...)
+			copy(p.Data, ema[p.Name])
+		}
+		err := f()
+		for _, p := range net.Params() {
+			copy(p.Data, raw[p.Name])
+		}
+		return err
+	}
 	var best map[string][]float32
 	var epochEnd epochEndFunc
 	if valid != nil && valid.N > 0 {
 		best = map[string][]float32{}
-		epochEnd = func(epoch int, pos *position) error {
+		sets["best"] = best
+		validate := func(epoch int, pos *position) error {
 			m, vloss, err := Evaluate(net, valid, batch, crit)
 			if err != nil {
 				return fmt.Errorf("train: validation after epoch %d: %w", epoch, err)
@@ -139,6 +176,9 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 			}
 			return nil
 		}
+		epochEnd = func(epoch int, pos *position) error {
+			return withEMA(func() error { return validate(epoch, pos) })
+		}
 	}
 	cfg := configString(struct {
 		Schedule
@@ -146,17 +186,41 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 		Smoothing, Fraction float64
 		Seed                uint64
 		N, C                int
-	}{o.Schedule, o.Loss, o.Select, o.LabelSmoothing, o.Fraction, o.Seed, td.N, C})
-	pos, err := runLoop(td.N, o.Schedule, o.RunOptions, net.Params(), opt, net.ZeroGrad, step, epochEnd, best, cfg, log)
+		EMA                 float64 `json:",omitempty"`
+	}{o.Schedule, o.Loss, o.Select, o.LabelSmoothing, o.Fraction, o.Seed, td.N, C, o.EMA})
+	pos, err := runLoop(td.N, o.Schedule, o.RunOptions, net.Params(), opt, net.ZeroGrad, step, afterStep, epochEnd, sets, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	if best != nil && pos.BestEpoch >= 0 {
+	switch {
+	case best != nil && pos.BestEpoch >= 0:
 		for _, p := range net.Params() {
 			copy(p.Data, best[p.Name])
 		}
+	case ema != nil: // no validation: the last average
+		for _, p := range net.Params() {
+			copy(p.Data, ema[p.Name])
+		}
 	}
 	return &FinetuneResult{Steps: pos.Step, RunSteps: pos.Done, Seconds: pos.Seconds, BestEpoch: pos.BestEpoch, BestScore: pos.BestScore, TrainFlows: td.N, Counts: counts}, nil
+}
+
+// emaDecay is the moving average's decay after t steps: the target decay,
+// warmed up as (1+t)/(10+t) so the first steps (from the pre-trained
+// encoder and a fresh head) do not dominate a short run.
+func emaDecay(decay float64, t int) float64 {
+	return min(decay, float64(1+t)/float64(10+t))
+}
+
+// updateEMA moves ema towards the current weights: ema = d·ema + (1-d)·w.
+func updateEMA(params []*Param, ema map[string][]float32, d float64) {
+	a, b := float32(d), float32(1-d)
+	for _, p := range params {
+		e := ema[p.Name]
+		for i, w := range p.Data {
+			e[i] = a*e[i] + b*w
+		}
+	}
 }
 
 // Predict returns the eval-mode logits (d.N, C) of every flow of d.

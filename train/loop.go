@@ -109,14 +109,23 @@ func newOptimizer(params []*Param, s Schedule, depth int, layerID func(string, i
 	return NewAdamW(groups, cfg)
 }
 
+// weightSets are copies of the parameters kept by a run besides the
+// current weights, by name prefix in the state file: "best" (the best
+// validation epoch's weights), "ema" (the moving average of the weights).
+// Each maps a parameter name to its values; an absent entry is not saved.
+type weightSets map[string]map[string][]float32
+
 // saveState writes the resumable state: parameters ("param.*"), optimiser
-// ("optim.*"), best weights ("best.*", optional) and the position.
-func saveState(path string, params []*Param, opt *AdamW, best map[string][]float32, pos position) error {
+// ("optim.*"), the extra weight sets ("best.*", "ema.*", when present) and
+// the position.
+func saveState(path string, params []*Param, opt *AdamW, sets weightSets, pos position) error {
 	f := &checkpoint.File{Tensors: map[string]*checkpoint.Tensor{}, Metadata: map[string]string{}}
 	for _, p := range params {
 		f.Tensors["param."+p.Name] = &checkpoint.Tensor{DType: "F32", Shape: p.Shape, F32: p.Data}
-		if b := best[p.Name]; b != nil {
-			f.Tensors["best."+p.Name] = &checkpoint.Tensor{DType: "F32", Shape: p.Shape, F32: b}
+		for prefix, set := range sets {
+			if b := set[p.Name]; b != nil {
+				f.Tensors[prefix+"."+p.Name] = &checkpoint.Tensor{DType: "F32", Shape: p.Shape, F32: b}
+			}
 		}
 	}
 	for k, t := range opt.State() {
@@ -133,8 +142,9 @@ func saveState(path string, params []*Param, opt *AdamW, best map[string][]float
 	return nil
 }
 
-// loadState restores what saveState wrote into params, opt and best.
-func loadState(path string, params []*Param, opt *AdamW, best map[string][]float32, config string) (position, error) {
+// loadState restores what saveState wrote into params, opt and the weight
+// sets (those sets has a map for).
+func loadState(path string, params []*Param, opt *AdamW, sets weightSets, config string) (position, error) {
 	var pos position
 	f, err := checkpoint.ReadSafetensors(path)
 	if err != nil {
@@ -152,8 +162,10 @@ func loadState(path string, params []*Param, opt *AdamW, best map[string][]float
 			return pos, fmt.Errorf("train: resume: %s: parameter %s missing or mis-shaped", path, p.Name)
 		}
 		copy(p.Data, t.F32)
-		if bt := f.Tensors["best."+p.Name]; bt != nil && best != nil {
-			best[p.Name] = append([]float32(nil), bt.F32...)
+		for prefix, set := range sets {
+			if bt := f.Tensors[prefix+"."+p.Name]; bt != nil && set != nil {
+				set[p.Name] = append([]float32(nil), bt.F32...)
+			}
 		}
 	}
 	st := map[string]*checkpoint.Tensor{}
@@ -242,9 +254,11 @@ type stepFunc func(idx []int, rng *rand.Rand) (float64, error)
 // epochEndFunc runs after each epoch (validation); it may update pos.
 type epochEndFunc func(epoch int, pos *position) error
 
-// runLoop is the loop shared by pre-training and fine-tuning.
+// runLoop is the loop shared by pre-training and fine-tuning. afterStep,
+// when not nil, runs after each optimiser step with the number of steps
+// done; sets are saved with the state and restored on resume.
 func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero func(), step stepFunc,
-	epochEnd epochEndFunc, best map[string][]float32, config string, log *trainLog) (position, error) {
+	afterStep func(steps int), epochEnd epochEndFunc, sets weightSets, config string, log *trainLog) (position, error) {
 	batch := min(s.Batch, n)
 	if batch <= 0 {
 		return position{}, fmt.Errorf("train: no training flows")
@@ -266,7 +280,7 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 	}
 	pos := position{BestEpoch: -1, BestScore: -1, Config: config, Threads: threads}
 	if ro.Resume {
-		p, err := loadState(ro.StatePath, params, opt, best, config)
+		p, err := loadState(ro.StatePath, params, opt, sets, config)
 		if err != nil {
 			return pos, err
 		}
@@ -291,7 +305,7 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 	stamp := func() { pos.Seconds = base + time.Since(start).Seconds() }
 	save := func() error {
 		stamp()
-		return saveState(ro.StatePath, params, opt, best, pos)
+		return saveState(ro.StatePath, params, opt, sets, pos)
 	}
 	for pos.Epoch < s.Epochs {
 		perm := epochPerm(n, ro.Seed, pos.Epoch)
@@ -312,6 +326,9 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 			}
 			opt.Step(lr)
 			pos.Step++
+			if afterStep != nil {
+				afterStep(pos.Step)
+			}
 			pos.Iter++
 			done++
 			pos.Done = done

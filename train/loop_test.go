@@ -3,6 +3,8 @@ package train
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -63,16 +65,25 @@ func tinyOptions(dir string) FinetuneOptions {
 
 // A run interrupted mid-epoch and resumed from its last checkpoint ends
 // with bit-identical weights to an uninterrupted run.
+// With --ema the average is part of the state, so the same holds.
 func TestFinetuneResumeIsExact(t *testing.T) {
+	for _, ema := range []float64{0, 0.9} {
+		t.Run(fmt.Sprintf("ema=%g", ema), func(t *testing.T) { checkResumeIsExact(t, ema) })
+	}
+}
+
+func checkResumeIsExact(t *testing.T, ema float64) {
 	td, vd := synthData(40, 3, 1), synthData(12, 3, 2)
 	full := tinyClassifier(t, 3)
 	fo := tinyOptions(t.TempDir())
+	fo.EMA = ema
 	fo.LogPath = filepath.Join(t.TempDir(), "full.jsonl")
 	if _, err := Finetune(full, td, vd, fo); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	o := tinyOptions(dir)
+	o.EMA = ema
 	o.LogPath = filepath.Join(dir, "run.jsonl")
 	o.StopAfterSteps = 7 // mid-epoch 1 (5 steps per epoch); last checkpoint at step 6
 	// The interrupted process takes at least 25 ms per step, so its 6 saved
@@ -225,5 +236,117 @@ func TestPretrainLowersLoss(t *testing.T) {
 	t.Logf("MAE loss: first epoch %.4f, after 15 more %.4f", first.FinalLoss, last.FinalLoss)
 	if !(last.FinalLoss < 0.8*first.FinalLoss) {
 		t.Fatalf("MAE loss %.4f → %.4f: want a drop of at least 20%%", first.FinalLoss, last.FinalLoss)
+	}
+}
+
+func TestEMADecay(t *testing.T) {
+	for _, c := range []struct {
+		decay float64
+		t     int
+		want  float64
+	}{{0.99, 0, 0.1}, {0.99, 8, 0.5}, {0.99, 90, 0.91}, {0.99, 10000, 0.99}, {0.5, 0, 0.1}, {0.5, 100, 0.5}} {
+		if got := emaDecay(c.decay, c.t); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("emaDecay(%g, %d) = %g, want %g", c.decay, c.t, got, c.want)
+		}
+	}
+}
+
+// The EMA does not touch the training trajectory (validation swaps the
+// average in and the raw weights back), and the weights a run without
+// validation ends with are the average of that trajectory, computed here
+// independently from the raw weights after every step of a run without EMA.
+func TestFinetuneEMAIsTheAverageOfTheTrajectory(t *testing.T) {
+	td := synthData(40, 3, 1)
+	const decay = 0.8
+	plain := tinyClassifier(t, 3)
+	// a constant, large lr, so the weights still move at the end and the
+	// average differs clearly from the last weights
+	constLR := func(o *FinetuneOptions) {
+		o.StatePath, o.WarmupEpochs, o.BLR = "", 0, 0.1
+		o.MinLR = AbsoluteLR(o.BLR, o.Batch)
+	}
+	po := tinyOptions(t.TempDir())
+	constLR(&po)
+	var want map[string][]float64
+	steps := 0
+	po.Progress = func(Progress) {
+		d := math.Min(decay, float64(1+steps)/float64(10+steps))
+		for _, p := range plain.Params() {
+			w := want[p.Name]
+			for i, v := range p.Data {
+				w[i] = d*w[i] + (1-d)*float64(v)
+			}
+		}
+		steps++
+	}
+	// The average starts at the weights before step 1: those of a fresh
+	// classifier (same seed, same initial weights).
+	init := tinyClassifier(t, 3)
+	want = map[string][]float64{}
+	for _, p := range init.Params() {
+		w := make([]float64, len(p.Data))
+		for i, v := range p.Data {
+			w[i] = float64(v)
+		}
+		want[p.Name] = w
+	}
+	if _, err := Finetune(plain, td, nil, po); err != nil {
+		t.Fatal(err)
+	}
+	avg := tinyClassifier(t, 3)
+	ao := tinyOptions(t.TempDir())
+	constLR(&ao)
+	ao.EMA = decay
+	if _, err := Finetune(avg, td, nil, ao); err != nil {
+		t.Fatal(err)
+	}
+	maxDiff, moved := 0.0, 0.0
+	for i, p := range avg.Params() {
+		w := want[p.Name]
+		for j, v := range p.Data {
+			maxDiff = math.Max(maxDiff, math.Abs(float64(v)-w[j]))
+			moved = math.Max(moved, math.Abs(float64(v)-float64(plain.Params()[i].Data[j])))
+		}
+	}
+	t.Logf("EMA vs the independent average: max difference %g; EMA vs the last raw weights: %g", maxDiff, moved)
+	if maxDiff > 1e-5 {
+		t.Errorf("EMA weights differ from the average of the raw trajectory by %g", maxDiff)
+	}
+	if moved < 1e-3 {
+		t.Errorf("EMA weights equal the raw final weights (max difference %g): the average is not used", moved)
+	}
+
+	// With validation, the raw trajectory (the per-step losses) is the same
+	// with and without EMA.
+	vd := synthData(12, 3, 2)
+	var logs [2]string
+	for k, e := range []float64{0, decay} {
+		o := tinyOptions(t.TempDir())
+		o.StatePath, o.EMA = "", e
+		o.LogPath = filepath.Join(t.TempDir(), "log.jsonl")
+		if _, err := Finetune(tinyClassifier(t, 3), td, vd, o); err != nil {
+			t.Fatal(err)
+		}
+		logs[k] = o.LogPath
+	}
+	var losses [2][]float64
+	for k := range logs {
+		for _, r := range readLog(t, logs[k]) {
+			var rec struct{ Loss *float64 }
+			if err := json.Unmarshal([]byte(r), &rec); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Loss != nil {
+				losses[k] = append(losses[k], *rec.Loss)
+			}
+		}
+	}
+	if len(losses[0]) == 0 || len(losses[0]) != len(losses[1]) {
+		t.Fatalf("%d and %d step losses", len(losses[0]), len(losses[1]))
+	}
+	for i := range losses[0] {
+		if losses[0][i] != losses[1][i] {
+			t.Fatalf("step %d: loss %v without EMA, %v with: validation with the average changed the training", i+1, losses[0][i], losses[1][i])
+		}
 	}
 }

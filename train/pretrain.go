@@ -92,7 +92,7 @@ func Pretrain(p Pretrainer, d *Data, o PretrainOptions) (*PretrainResult, error)
 		Seed uint64
 		N    int
 	}{o.Schedule, o.Seed, d.N})
-	pos, err := runLoop(d.N, o.Schedule, o.RunOptions, p.Params(), opt, p.ZeroGrad, step, epochEnd, nil, cfg, log)
+	pos, err := runLoop(d.N, o.Schedule, o.RunOptions, p.Params(), opt, p.ZeroGrad, step, nil, epochEnd, nil, cfg, log)
 	if err != nil {
 		return nil, err
 	}

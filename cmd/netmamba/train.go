@@ -244,7 +244,7 @@ func newFinetuneCmd() *cobra.Command {
 		valid, test, initPath string
 		loss, sel             string
 		fraction, smoothing   float64
-		layerDecay            float64
+		layerDecay, ema       float64
 		exclude               string
 	)
 	c := &cobra.Command{
@@ -256,7 +256,10 @@ re-initialised with std 2e-5 when --init is given), keeps the epoch with the bes
 validation macro-F1 (--select accuracy: the official criterion) and writes it with its
 class names and representation settings. --loss lda applies LDAM margins + class-balanced
 weights + label smoothing. --fraction R keeps the first int(N·R) flows of a seed-0
-shuffle (few-shot). With --test the chosen model is evaluated once on the test set.`,
+shuffle (few-shot). --ema D keeps an exponential moving average of the weights (decay D,
+warmed up as min(D, (1+t)/(10+t)) after t steps) and validates, selects and writes the
+average instead of the raw weights (off by default, as in the official recipe). With --test
+the chosen model is evaluated once on the test set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			statePath, err := f.defaultPaths()
@@ -327,7 +330,7 @@ shuffle (few-shot). With --test the chosen model is evaluated once on the test s
 			if f.warmup >= 0 {
 				o.WarmupEpochs = f.warmup
 			}
-			o.Loss, o.Select, o.Fraction, o.LabelSmoothing = loss, sel, fraction, smoothing
+			o.Loss, o.Select, o.Fraction, o.LabelSmoothing, o.EMA = loss, sel, fraction, smoothing, ema
 			cfg.NumClasses = len(d.Classes)
 			net, cfg, err := train.NewClassifier(cfg, f.seed, o.Batch, f.threads, f.dropPath)
 			if err != nil {
@@ -384,6 +387,7 @@ shuffle (few-shot). With --test the chosen model is evaluated once on the test s
 	c.Flags().Float64Var(&fraction, "fraction", 1, "few-shot fraction of the training flows")
 	c.Flags().Float64Var(&smoothing, "label-smoothing", 0.1, "label smoothing")
 	c.Flags().Float64Var(&layerDecay, "layer-decay", 0.75, "layer-wise lr decay")
+	c.Flags().Float64Var(&ema, "ema", 0, "decay of an exponential moving average of the weights, used for validation and the result (0 = off; e.g. 0.99)")
 	c.Flags().StringVar(&exclude, "exclude-classes", "", "comma-separated classes held out of training (for OOD evaluation)")
 	return c
 }
