@@ -294,8 +294,9 @@ func FuzzRedebiasPacket(f *testing.F) {
 }
 
 // FuzzRedebiasSlot feeds arbitrary bytes as a view: Redebias never panics,
-// only clears bits (whole bytes, or the IPv6 flow label's nibble), writes nothing outside the view, is idempotent, and
-// each strategy stays in its range (IP-level fields in the fixed IP header,
+// only clears bits (whole bytes, or the IPv6 flow label's nibble), writes
+// nothing outside the view, is idempotent, and each strategy stays in its
+// range (IP-level fields in the fixed IP header,
 // L4 fields past it, zero_sni in the payload part).
 func FuzzRedebiasSlot(f *testing.F) {
 	for _, p := range fuzzPackets() {
@@ -385,13 +386,14 @@ func TestZeroEphemeralPortAndIPID(t *testing.T) {
 		return b
 	}
 	withID := func(p []byte) []byte { p[4], p[5] = 0x12, 0x34; return p }
-	cases := []struct {
+	type testCase struct {
 		name     string
 		pkt      []byte
 		ipHdr    int
 		sp, dp   uint16 // ports expected after zero_ephemeral_port
 		zeroedID []int  // bytes zero_ipid zeroes (value before: non-zero)
-	}{
+	}
+	cases := []testCase{
 		{"tcp client->server", withID(ipv4(6, tcp(51234, 443), 0)), 20, 0, 443, []int{4, 5}},
 		{"tcp server->client", withID(ipv4(6, tcp(443, 51234), 0)), 20, 443, 0, []int{4, 5}},
 		{"udp equal ports (mdns)", withID(ipv4(17, udp(5353, 5353), 0)), 20, 5353, 5353, []int{4, 5}},
@@ -399,13 +401,7 @@ func TestZeroEphemeralPortAndIPID(t *testing.T) {
 	}
 	v6 := ipv6(17, nil, udp(3478, 61000))
 	v6[0], v6[1], v6[2], v6[3] = 0x6a, 0xbc, 0xde, 0xf1 // traffic class 0xab, flow label 0xcdef1
-	cases = append(cases, struct {
-		name     string
-		pkt      []byte
-		ipHdr    int
-		sp, dp   uint16
-		zeroedID []int
-	}{"ipv6 udp", v6, 40, 3478, 0, []int{2, 3}})
+	cases = append(cases, testCase{"ipv6 udp", v6, 40, 3478, 0, []int{2, 3}})
 	for _, c := range cases {
 		var p flow.Packet
 		if r := flow.Decode(capture.LinkRaw, c.pkt, &p); r != flow.OK {
