@@ -13,11 +13,11 @@ cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared}
 WORK=${1:-/tmp/netmamba-default}
 THREADS=${THREADS:-2}       # pre-training threads
-FT_THREADS=${FT_THREADS:-1} # fine-tuning threads (the committed model: 1)
+FT_THREADS=${FT_THREADS:-2} # fine-tuning threads (the committed model: 2)
 SEED=${SEED:-0}
 PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-30}
 EPOCHS=${EPOCHS:-30}
-LOSS=${LOSS:-ce}
+LOSS=${LOSS:-lda}             # the committed model: lda
 # fine-tuning batch and base lr (lr = BLR·BATCH/256): batch 16 gives 4x the optimiser
 # steps of the official 64 in the same 30 epochs (516 flows = 8 steps per epoch at 64)
 BATCH=${BATCH:-16}
@@ -26,9 +26,9 @@ BLR=${BLR:-8e-3}
 # per-connection noise (sequence numbers, checksums, TTL, TCP options) that identifies
 # a capture rather than an application
 DEBIAS=${DEBIAS:-zero_ip,zero_seq,zero_checksum,zero_ttl,zero_options}
-# sliding 5-packet windows per training flow (prep --windows; 0 = off, the committed model):
+# sliding 5-packet windows per training flow (prep --windows; 0 = off; the committed model: 4):
 # the training split only; an epoch then visits every window
-WINDOWS=${WINDOWS:-0}
+WINDOWS=${WINDOWS:-4}
 mkdir -p "$WORK"
 go build -ldflags "-X main.linkedCommit=$(git rev-parse HEAD 2>/dev/null || true)" -o "$WORK/netmamba" ./cmd/netmamba
 nm="$WORK/netmamba"
