@@ -143,7 +143,7 @@ func saveState(path string, params []*Param, opt *AdamW, sets weightSets, pos po
 }
 
 // loadState restores what saveState wrote into params, opt and the weight
-// sets (those sets has a map for).
+// sets (each set present in sets is filled from its prefix's tensors).
 func loadState(path string, params []*Param, opt *AdamW, sets weightSets, config string) (position, error) {
 	var pos position
 	f, err := checkpoint.ReadSafetensors(path)
