@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,15 +19,16 @@ import (
 
 func newEvalCmd() *cobra.Command {
 	var (
-		modelPath, dataPath, oodPath, calibPath string
-		format, out, logPath, saveCalibrated    string
-		keep                                    float64
-		asJSON                                  bool
-		batch, threads, resamples               int
-		seed                                    uint64
+		modelPaths                           []string
+		dataPath, oodPath, calibPath         string
+		format, out, logPath, saveCalibrated string
+		keep                                 float64
+		asJSON                               bool
+		batch, threads, resamples            int
+		seed                                 uint64
 	)
 	c := &cobra.Command{
-		Use:   "eval [--model FILE] --data DATASET [--ood-data DATASET] [--calibrate-on DATASET] [--format table|json|html]",
+		Use:   "eval [--model FILE]... --data DATASET [--ood-data DATASET] [--calibrate-on DATASET] [--format table|json|html]",
 		Short: "Evaluate a classifier: accuracy, macro/weighted P/R/F1, per-class, confusion, CIs, OOD, calibration",
 		Long: `eval scores a classifier (the embedded default model when --model is omitted) on a
 labelled dataset. Classes are matched by name between the dataset and the model; flows of
@@ -35,6 +38,11 @@ max-logit, max-prob, energy and negative-entropy confidences (AUROC, FPR at 95 %
 uses 15 bins; --calibrate-on fits a temperature on VALIDATION data (never the test set)
 and reports the calibrated ECE. Macro averages run over the classes present in the true
 or predicted labels (scikit-learn's default); 95 % intervals are percentile bootstrap.
+
+--model given more than once scores the ENSEMBLE of those models: each flow's class
+probabilities are the mean of the members' softmax outputs (members must share class names
+and representation settings, e.g. the same recipe run with other seeds); every figure,
+OOD and calibration included, is computed from that mean. --save-calibrated takes one model.
 
 --format table (default) prints tables; json prints one JSON object (keys: accuracy,
 macro_f1, weighted_f1, flows, per_class, confusion, ci95, ood, ece, ece_calibrated,
@@ -53,10 +61,17 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 			if dataPath == "" {
 				return fmt.Errorf("eval: --data is required")
 			}
-			l, name, err := loadClassifier(modelPath, batch, threads)
+			if len(modelPaths) == 0 {
+				modelPaths = []string{""} // the embedded default model
+			}
+			if saveCalibrated != "" && len(modelPaths) > 1 {
+				return fmt.Errorf("eval: --save-calibrated takes one --model, not an ensemble of %d", len(modelPaths))
+			}
+			members, name, err := loadEnsemble(modelPaths, batch, threads)
 			if err != nil {
 				return err
 			}
+			l := members[0]
 			classes := l.Meta.Classes
 			C := l.Net.NumClasses()
 			if len(classes) == 0 {
@@ -78,7 +93,7 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 			if id.N == 0 {
 				return fmt.Errorf("eval: %s has no flow of the model's classes %v", dataPath, classes)
 			}
-			logits, err := train.Predict(l.Net, id, batch)
+			logits, err := predictEnsemble(members, id, batch)
 			if err != nil {
 				return err
 			}
@@ -99,7 +114,7 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 				}
 			}
 			if ood != nil && ood.N > 0 {
-				if in.OODLogits, err = train.Predict(l.Net, ood, batch); err != nil {
+				if in.OODLogits, err = predictEnsemble(members, ood, batch); err != nil {
 					return err
 				}
 			}
@@ -115,7 +130,7 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 				if err != nil {
 					return err
 				}
-				if in.ValLogits, err = train.Predict(l.Net, cid, batch); err != nil {
+				if in.ValLogits, err = predictEnsemble(members, cid, batch); err != nil {
 					return err
 				}
 				in.ValLabels = cid.Labels
@@ -132,7 +147,7 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 				if err != nil {
 					return err
 				}
-				if err := writeCalibrated(modelPath, saveCalibrated, *rep.Temperature, th); err != nil {
+				if err := writeCalibrated(modelPaths[0], saveCalibrated, *rep.Temperature, th); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "eval: temperature %.4f, unknown threshold %.4f (keeps %.0f %% of the validation flows) -> %s\n",
@@ -180,7 +195,7 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 		},
 	}
 	fs := c.Flags()
-	fs.StringVar(&modelPath, "model", "", "classifier (.safetensors or .pth); default: the embedded model")
+	fs.StringArrayVar(&modelPaths, "model", nil, "classifier (.safetensors or .pth); default: the embedded model; repeat it to score the ensemble (mean probability) of several")
 	fs.StringVar(&dataPath, "data", "", "labelled dataset to evaluate")
 	fs.StringVar(&oodPath, "ood-data", "", "dataset of out-of-distribution flows")
 	fs.StringVar(&calibPath, "calibrate-on", "", "validation dataset to fit the temperature on")
@@ -258,6 +273,50 @@ func loadClassifier(path string, batch, threads int) (*train.Loaded, string, err
 	}
 	l, err := train.LoadClassifier(path, batch, threads)
 	return l, path, err
+}
+
+// loadEnsemble loads the classifiers at paths ("" = the embedded default
+// model) and checks that they can be averaged: the same class names in the
+// same order and the same representation settings (direction, compat,
+// debias, size mode). name joins the members' names with "+".
+func loadEnsemble(paths []string, batch, threads int) ([]*train.Loaded, string, error) {
+	members := make([]*train.Loaded, 0, len(paths))
+	names := make([]string, 0, len(paths))
+	for _, p := range paths {
+		l, name, err := loadClassifier(p, batch, threads)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(members) > 0 {
+			first := members[0]
+			if !slices.Equal(l.Meta.Classes, first.Meta.Classes) || l.Net.NumClasses() != first.Net.NumClasses() {
+				return nil, "", fmt.Errorf("eval: ensemble members %s and %s have different classes (%v vs %v)", names[0], name, first.Meta.Classes, l.Meta.Classes)
+			}
+			if !reflect.DeepEqual(l.Meta.Repr, first.Meta.Repr) {
+				return nil, "", fmt.Errorf("eval: ensemble members %s and %s were trained on different representations (%+v vs %+v)", names[0], name, first.Meta.Repr, l.Meta.Repr)
+			}
+		}
+		members = append(members, l)
+		names = append(names, name)
+	}
+	return members, strings.Join(names, "+"), nil
+}
+
+// predictEnsemble returns the logits of one model on d (train.Predict), or
+// for several the log of their mean softmax (eval.EnsembleLogits).
+func predictEnsemble(members []*train.Loaded, d *train.Data, batch int) ([]float32, error) {
+	if len(members) == 1 {
+		return train.Predict(members[0].Net, d, batch)
+	}
+	all := make([][]float32, len(members))
+	for m, l := range members {
+		lg, err := train.Predict(l.Net, d, batch)
+		if err != nil {
+			return nil, err
+		}
+		all[m] = lg
+	}
+	return eval.EnsembleLogits(all, d.N, members[0].Net.NumClasses())
 }
 
 // writeCalibrated copies the model at src (the embedded model when "") to

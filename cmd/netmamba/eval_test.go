@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,7 +25,13 @@ const modelDebias = "zero_ip,zero_seq,zero_options,zero_checksum,zero_ttl"
 // input representation.
 func writeTinyReprModel(t *testing.T, classes []string, rm checkpoint.ReprMeta, name string) string {
 	t.Helper()
-	m, err := model.NewRandom(arch.Config{EmbedDim: 8, Depth: 1, NumClasses: len(classes)}, 5)
+	return writeTinyReprModelSeed(t, classes, rm, name, 5)
+}
+
+// writeTinyReprModelSeed is writeTinyReprModel with the initialisation seed.
+func writeTinyReprModelSeed(t *testing.T, classes []string, rm checkpoint.ReprMeta, name string, seed uint64) string {
+	t.Helper()
+	m, err := model.NewRandom(arch.Config{EmbedDim: 8, Depth: 1, NumClasses: len(classes)}, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,9 +50,9 @@ func writeTinyReprModel(t *testing.T, classes []string, rm checkpoint.ReprMeta, 
 // evalJSON runs eval --json and returns the report without the keys that
 // name the run (dataset path, time), and stderr. Stdout must be exactly one
 // JSON object.
-func evalJSON(t *testing.T, modelPath, data string) (map[string]any, string) {
+func evalJSON(t *testing.T, modelPath, data string, extra ...string) (map[string]any, string) {
 	t.Helper()
-	out, errs := runCLIErr(t, "eval", "--model", modelPath, "--data", data, "--json", "--resamples", "50")
+	out, errs := runCLIErr(t, append([]string{"eval", "--model", modelPath, "--data", data, "--json", "--resamples", "50"}, extra...)...)
 	dec := json.NewDecoder(strings.NewReader(out))
 	var rep map[string]any
 	if err := dec.Decode(&rep); err != nil {
@@ -198,4 +207,110 @@ func prepPlainAndModelDebias(t *testing.T) (dir, plain, full string) {
 	runCLI(t, "prep", "-q", "-o", plain, in)
 	runCLI(t, "prep", "-q", "--debias", modelDebias, "-o", full, in)
 	return dir, plain, full
+}
+
+// TestEvalEnsemble: eval with two --model flags scores the mean of the two
+// models' softmax outputs. The expectation is computed here, independently,
+// from the logits `predict` writes for each model on the same flows: the
+// ensemble's confusion matrix and accuracy must be those of the argmax of
+// the averaged probabilities. Members with other classes, and
+// --save-calibrated with an ensemble, are errors.
+func TestEvalEnsemble(t *testing.T) {
+	_, _, full := prepPlainAndModelDebias(t)
+	raw, err := os.ReadFile(prepNdpiApp + "/classes.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	classes := strings.Fields(string(raw))
+	rm := checkpoint.ReprMeta{Direction: "bi", Debias: strings.Split(modelDebias, ","), SizeMode: "unsigned"}
+	a := writeTinyReprModelSeed(t, classes, rm, "a", 5)
+	b := writeTinyReprModelSeed(t, classes, rm, "b", 11)
+	u8 := full + ".u8"
+	runCLI(t, "dataset", "export", "--format", "u8", "-o", u8, full)
+	index := readCSVFile(t, u8+".csv")[1:] // row,file,label
+	classIndex := map[string]int{}
+	for i, c := range classes {
+		classIndex[c] = i
+	}
+	C, N := len(classes), len(index)
+	probs := func(m string) ([]float64, []int) {
+		out := m + ".f32"
+		runCLI(t, "predict", "--model", m, "--bytes", u8, "--logits", out, "--threads", "1")
+		raw, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) != 4*N*C {
+			t.Fatalf("%s: %d logit bytes for %d flows × %d classes", out, len(raw), N, C)
+		}
+		p := make([]float64, N*C)
+		pred := make([]int, N)
+		for i := 0; i < N; i++ {
+			mx, sum := math.Inf(-1), 0.0
+			row := make([]float64, C)
+			for k := range row {
+				row[k] = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*(i*C+k):])))
+				mx = math.Max(mx, row[k])
+			}
+			for k := range row {
+				sum += math.Exp(row[k] - mx)
+			}
+			for k := range row {
+				p[i*C+k] = math.Exp(row[k]-mx) / sum
+				if p[i*C+k] > p[i*C+pred[i]] {
+					pred[i] = k
+				}
+			}
+		}
+		return p, pred
+	}
+	pa, predA := probs(a)
+	pb, predB := probs(b)
+	if slices.Equal(predA, predB) {
+		t.Fatal("the two fixture models predict the same class for every flow: the ensemble check would be vacuous")
+	}
+	wantConf := make([][]float64, C)
+	for k := range wantConf {
+		wantConf[k] = make([]float64, C)
+	}
+	correct := 0
+	for i, row := range index {
+		y, ok := classIndex[row[2]]
+		if !ok {
+			t.Fatalf("flow %s: unknown class %q", row[1], row[2])
+		}
+		best := 0
+		for k := 1; k < C; k++ {
+			if pa[i*C+k]+pb[i*C+k] > pa[i*C+best]+pb[i*C+best] {
+				best = k
+			}
+		}
+		wantConf[y][best]++
+		if best == y {
+			correct++
+		}
+	}
+	rep, _ := evalJSON(t, a, full, "--model", b)
+	if got, want := rep["accuracy"], float64(correct)/float64(N); got != want {
+		t.Errorf("ensemble accuracy %v, want %v", got, want)
+	}
+	conf, err := json.Marshal(rep["confusion"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(wantConf)
+	if !bytes.Equal(conf, want) {
+		t.Errorf("ensemble confusion\n%s\nwant\n%s", conf, want)
+	}
+	if rep["model"] != a+"+"+b {
+		t.Errorf("report model %v, want %s+%s", rep["model"], a, b)
+	}
+
+	other := writeTinyReprModelSeed(t, append(slices.Clone(classes[1:]), classes[0]), rm, "other", 5)
+	if err := runCLIFail(t, "eval", "--model", a, "--model", other, "--data", full); !strings.Contains(err.Error(), "different classes") {
+		t.Errorf("members with other classes: error %q", err)
+	}
+	if err := runCLIFail(t, "eval", "--model", a, "--model", b, "--data", full, "--calibrate-on", full, "--save-calibrated", filepath.Join(t.TempDir(), "x.safetensors")); !strings.Contains(err.Error(), "takes one --model") {
+		t.Errorf("--save-calibrated with an ensemble: error %q", err)
+	}
 }
