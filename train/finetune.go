@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/netmamba/netmamba/eval"
+	"github.com/netmamba/netmamba/repr"
 )
 
 // FinetuneOptions configure supervised fine-tuning (SPEC §4).
@@ -20,6 +21,14 @@ type FinetuneOptions struct {
 	// steps); validation, epoch selection and the result use the average
 	// instead of the raw weights. 0: off (the official recipe).
 	EMA float64
+	// ShiftAug > 0 is payload-alignment augmentation: in every training
+	// view, each packet's payload (bytes HeaderBytes..SlotBytes of its
+	// slot) moves right by 0..ShiftAug bytes, zeros in front and the tail
+	// dropped, drawn per packet from the step's seeded generator (so a
+	// resumed run stays exact). The stride-4 byte embedding then sees the
+	// same string (a TLS SNI, an HTTP Host) at each of its 4 alignments.
+	// Headers are never moved. 0: off (the official recipe).
+	ShiftAug int
 }
 
 // DefaultFinetune is the official fine-tuning recipe with the epoch count
@@ -96,6 +105,9 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 	if o.EMA < 0 || o.EMA >= 1 {
 		return nil, fmt.Errorf("train: EMA decay %g outside [0, 1)", o.EMA)
 	}
+	if o.ShiftAug < 0 || o.ShiftAug >= repr.SlotBytes-repr.HeaderBytes {
+		return nil, fmt.Errorf("train: payload shift %d outside [0, %d)", o.ShiftAug, repr.SlotBytes-repr.HeaderBytes)
+	}
 	opt, err := newOptimizer(net.Params(), o.Schedule, net.Depth(), func(n string, _ int) int { return net.LayerID(n) }, net.NoDecay())
 	if err != nil {
 		return nil, err
@@ -104,11 +116,19 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 	logits := make([]float32, batch*C)
 	dlogits := make([]float32, batch*C)
 	labels := make([]int, batch)
+	var aug *shiftedBatch
+	if o.ShiftAug > 0 {
+		aug = newShiftedBatch(td, batch)
+	}
 	step := func(idx []int, rng *rand.Rand) (float64, error) {
 		for j, i := range idx {
 			labels[j] = td.Labels[i]
 		}
-		if err := net.ForwardTrain(td, idx, logits, rng); err != nil {
+		in, inIdx := td, idx
+		if aug != nil {
+			in, inIdx = aug.fill(td, idx, o.ShiftAug, rng)
+		}
+		if err := net.ForwardTrain(in, inIdx, logits, rng); err != nil {
 			return 0, err
 		}
 		loss, err := crit.Loss(logits, labels, len(idx), C, dlogits)
@@ -187,7 +207,8 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 		Seed                uint64
 		N, C                int
 		EMA                 float64 `json:",omitempty"`
-	}{o.Schedule, o.Loss, o.Select, o.LabelSmoothing, o.Fraction, o.Seed, td.N, C, o.EMA})
+		ShiftAug            int     `json:",omitempty"`
+	}{o.Schedule, o.Loss, o.Select, o.LabelSmoothing, o.Fraction, o.Seed, td.N, C, o.EMA, o.ShiftAug})
 	pos, err := runLoop(td.N, o.Schedule, o.RunOptions, net.Params(), opt, net.ZeroGrad, step, afterStep, epochEnd, sets, cfg, log)
 	if err != nil {
 		return nil, err
@@ -261,4 +282,51 @@ func Evaluate(net Classifier, d *Data, batch int, crit Criterion) (*eval.Metrics
 	}
 	m, err := eval.ComputeLogits(d.Labels, logits, C, names)
 	return m, loss, err
+}
+
+// shiftedBatch holds one training batch with payload-alignment
+// augmentation applied (FinetuneOptions.ShiftAug): its memory is laid out
+// once and refilled every step.
+type shiftedBatch struct {
+	d   Data
+	idx []int // 0, 1, ..., batch−1
+}
+
+func newShiftedBatch(src *Data, batch int) *shiftedBatch {
+	b := &shiftedBatch{d: Data{Path: src.Path, Classes: src.Classes, Settings: src.Settings,
+		Bytes: make([]byte, batch*repr.ViewBytes), Labels: make([]int, batch),
+		Sources: make([]string, batch), Views: make([]repr.View, batch)}, idx: make([]int, batch)}
+	for i := range b.idx {
+		b.idx[i] = i
+	}
+	return b
+}
+
+// fill copies flows idx of src into the batch, moves each packet's payload
+// right by rng.IntN(maxShift+1) bytes, and returns the batch and its row
+// indices. The views' sizes and times are copied unchanged.
+func (b *shiftedBatch) fill(src *Data, idx []int, maxShift int, rng *rand.Rand) (*Data, []int) {
+	b.d.N = len(idx)
+	for j, i := range idx {
+		row := b.d.Bytes[j*repr.ViewBytes : (j+1)*repr.ViewBytes]
+		copy(row, src.Bytes[i*repr.ViewBytes:(i+1)*repr.ViewBytes])
+		for p := 0; p < repr.ViewBytes/repr.SlotBytes; p++ {
+			shiftPayload(row[p*repr.SlotBytes:(p+1)*repr.SlotBytes], rng.IntN(maxShift+1))
+		}
+		b.d.Labels[j], b.d.Sources[j], b.d.Views[j] = src.Labels[i], src.Sources[i], src.Views[i]
+		copy(b.d.Views[j].Bytes[:], row) // the view's bytes agree with Bytes
+	}
+	return &b.d, b.idx[:len(idx)]
+}
+
+// shiftPayload moves the payload of one packet slot (bytes
+// repr.HeaderBytes..repr.SlotBytes) right by r bytes: r zero bytes in
+// front, the last r payload bytes dropped. The header is left alone.
+func shiftPayload(slot []byte, r int) {
+	if r <= 0 {
+		return
+	}
+	pay := slot[repr.HeaderBytes:repr.SlotBytes] // (240,)
+	copy(pay[r:], pay[:len(pay)-r])
+	clear(pay[:r])
 }

@@ -45,6 +45,23 @@ func synthData(n, C int, seed uint64) *Data {
 	return d
 }
 
+// withPayloads fills the payload of packet slots 0 and 1 (bytes 80..320
+// and 400..640) of every view in d with seeded random bytes, keeping
+// d.Views in step with d.Bytes, and returns d.
+func withPayloads(d *Data, seed uint64) *Data {
+	r := rand.New(rand.NewPCG(seed, 2))
+	for i := 0; i < d.N; i++ {
+		row := d.Bytes[i*repr.ViewBytes : (i+1)*repr.ViewBytes]
+		for _, lo := range []int{repr.HeaderBytes, repr.SlotBytes + repr.HeaderBytes} {
+			for j := lo; j < lo+repr.SlotBytes-repr.HeaderBytes; j++ {
+				row[j] = byte(r.IntN(256))
+			}
+		}
+		copy(d.Views[i].Bytes[:], row)
+	}
+	return d
+}
+
 func tinyClassifier(t *testing.T, C int) *NetMambaClassifier {
 	t.Helper()
 	m, err := model.NewRandom(arch.Config{EmbedDim: 16, Depth: 2, ByteLength: 400, NumClasses: C}, 7)
@@ -65,25 +82,30 @@ func tinyOptions(dir string) FinetuneOptions {
 
 // A run interrupted mid-epoch and resumed from its last checkpoint ends
 // with bit-identical weights to an uninterrupted run.
-// With --ema the average is part of the state, so the same holds.
+// With --ema the average is part of the state, so the same holds; with
+// --shift-aug the shifts come from the step's seeded generator, so they do
+// too (payloads filled in, or the shifts would move zeros).
 func TestFinetuneResumeIsExact(t *testing.T) {
-	for _, ema := range []float64{0, 0.9} {
-		t.Run(fmt.Sprintf("ema=%g", ema), func(t *testing.T) { checkResumeIsExact(t, ema) })
+	for _, c := range []struct {
+		ema   float64
+		shift int
+	}{{0, 0}, {0.9, 0}, {0, 3}} {
+		t.Run(fmt.Sprintf("ema=%g,shift=%d", c.ema, c.shift), func(t *testing.T) { checkResumeIsExact(t, c.ema, c.shift) })
 	}
 }
 
-func checkResumeIsExact(t *testing.T, ema float64) {
-	td, vd := synthData(40, 3, 1), synthData(12, 3, 2)
+func checkResumeIsExact(t *testing.T, ema float64, shift int) {
+	td, vd := withPayloads(synthData(40, 3, 1), 9), synthData(12, 3, 2)
 	full := tinyClassifier(t, 3)
 	fo := tinyOptions(t.TempDir())
-	fo.EMA = ema
+	fo.EMA, fo.ShiftAug = ema, shift
 	fo.LogPath = filepath.Join(t.TempDir(), "full.jsonl")
 	if _, err := Finetune(full, td, vd, fo); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	o := tinyOptions(dir)
-	o.EMA = ema
+	o.EMA, o.ShiftAug = ema, shift
 	o.LogPath = filepath.Join(dir, "run.jsonl")
 	o.StopAfterSteps = 7 // mid-epoch 1 (5 steps per epoch); last checkpoint at step 6
 	// The interrupted process takes at least 25 ms per step, so its 6 saved
@@ -347,6 +369,79 @@ func TestFinetuneEMAIsTheAverageOfTheTrajectory(t *testing.T) {
 	for i := range losses[0] {
 		if losses[0][i] != losses[1][i] {
 			t.Fatalf("step %d: loss %v without EMA, %v with: validation with the average changed the training", i+1, losses[0][i], losses[1][i])
+		}
+	}
+}
+
+// TestShiftPayload checks one slot shifted by hand: the 80 header bytes
+// stay, the payload moves right by r with r zeros in front and its last r
+// bytes dropped.
+func TestShiftPayload(t *testing.T) {
+	for _, r := range []int{0, 1, 3, 239} {
+		slot := make([]byte, repr.SlotBytes)
+		for i := range slot {
+			slot[i] = byte(i%250 + 1) // no zero, so every moved byte is visible
+		}
+		orig := append([]byte(nil), slot...)
+		shiftPayload(slot, r)
+		for i := 0; i < repr.SlotBytes; i++ {
+			var want byte
+			switch {
+			case i < repr.HeaderBytes:
+				want = orig[i]
+			case i < repr.HeaderBytes+r:
+				want = 0
+			default:
+				want = orig[i-r]
+			}
+			if slot[i] != want {
+				t.Fatalf("shift %d: byte %d = %d, want %d", r, i, slot[i], want)
+			}
+		}
+	}
+}
+
+// TestFinetuneShiftAug: payload-alignment augmentation is deterministic
+// for a seed, really changes training (other weights than without it), and
+// leaves the training data itself untouched.
+func TestFinetuneShiftAug(t *testing.T) {
+	run := func(shift int) ([]*Param, *Data) {
+		td, vd := withPayloads(synthData(40, 3, 1), 9), synthData(12, 3, 2)
+		net := tinyClassifier(t, 3)
+		o := tinyOptions(t.TempDir())
+		o.ShiftAug = shift
+		if _, err := Finetune(net, td, vd, o); err != nil {
+			t.Fatal(err)
+		}
+		return net.Params(), td
+	}
+	a, td := run(3)
+	b, _ := run(3)
+	off, _ := run(0)
+	same := func(x, y []*Param) bool {
+		for i, p := range x {
+			for j := range p.Data {
+				if p.Data[j] != y[i].Data[j] {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !same(a, b) {
+		t.Error("two runs with --shift-aug 3 and one seed differ")
+	}
+	if same(a, off) {
+		t.Error("--shift-aug 3 trains the same weights as no augmentation: the shifts were not applied")
+	}
+	if want := withPayloads(synthData(40, 3, 1), 9); string(td.Bytes) != string(want.Bytes) {
+		t.Error("augmentation modified the training data in place")
+	}
+	for _, bad := range []int{-1, repr.SlotBytes - repr.HeaderBytes} {
+		o := tinyOptions(t.TempDir())
+		o.ShiftAug = bad
+		if _, err := Finetune(tinyClassifier(t, 3), synthData(8, 2, 1), nil, o); err == nil {
+			t.Errorf("--shift-aug %d: no error", bad)
 		}
 	}
 }

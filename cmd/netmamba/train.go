@@ -246,6 +246,7 @@ func newFinetuneCmd() *cobra.Command {
 		fraction, smoothing   float64
 		layerDecay, ema       float64
 		exclude               string
+		shiftAug              int
 	)
 	c := &cobra.Command{
 		Use:   "finetune --data DATASET --valid DATASET --epochs E --seed S -o MODEL",
@@ -258,7 +259,10 @@ class names and representation settings. --loss lda applies LDAM margins + class
 weights + label smoothing. --fraction R keeps the first int(N·R) flows of a seed-0
 shuffle (few-shot). --ema D keeps an exponential moving average of the weights (decay D,
 warmed up as min(D, (1+t)/(10+t)) after t steps) and validates, selects and writes the
-average instead of the raw weights (off by default, as in the official recipe). With --test
+average instead of the raw weights (off by default, as in the official recipe).
+--shift-aug N moves each packet's payload in a training view right by 0..N bytes (zeros in
+front; drawn per packet from the seeded generator; headers untouched), so the stride-4 byte
+embedding sees strings such as a TLS SNI at every alignment (off by default). With --test
 the chosen model is evaluated once on the test set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -331,6 +335,7 @@ the chosen model is evaluated once on the test set.`,
 				o.WarmupEpochs = f.warmup
 			}
 			o.Loss, o.Select, o.Fraction, o.LabelSmoothing, o.EMA = loss, sel, fraction, smoothing, ema
+			o.ShiftAug = shiftAug
 			cfg.NumClasses = len(d.Classes)
 			net, cfg, err := train.NewClassifier(cfg, f.seed, o.Batch, f.threads, f.dropPath)
 			if err != nil {
@@ -387,6 +392,7 @@ the chosen model is evaluated once on the test set.`,
 	c.Flags().Float64Var(&fraction, "fraction", 1, "few-shot fraction of the training flows")
 	c.Flags().Float64Var(&smoothing, "label-smoothing", 0.1, "label smoothing")
 	c.Flags().Float64Var(&layerDecay, "layer-decay", 0.75, "layer-wise lr decay")
+	c.Flags().IntVar(&shiftAug, "shift-aug", 0, "payload-alignment augmentation: move each training packet's payload right by 0..N bytes (0 = off; e.g. 3)")
 	c.Flags().Float64Var(&ema, "ema", 0, "decay of an exponential moving average of the weights, used for validation and the result (0 = off; e.g. 0.99)")
 	c.Flags().StringVar(&exclude, "exclude-classes", "", "comma-separated classes held out of training (for OOD evaluation)")
 	return c
