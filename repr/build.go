@@ -29,6 +29,19 @@ const (
 	IPKeep                   // unchanged
 	IPRelative               // initiator 0.0.0.1 (::1), responder 0.0.0.2 (::2)
 	IPRandom                 // a pseudo-random address per flow endpoint, from Debias.Seed
+	// IPServerPrefix zeroes the initiator's address and keeps only the
+	// network prefix of the responder's (the first ServerPrefixBytes4 bytes
+	// of an IPv4 address, /16; ServerPrefixBytes6 of an IPv6 one, /32), the
+	// rest zero. Not NetMamba's preprocessing: the server's network (a
+	// cloud's or an application's address block) is an application signal
+	// that survives a change of capture, the client's address is not.
+	IPServerPrefix
+)
+
+// Prefix lengths kept by IPServerPrefix, in bytes.
+const (
+	ServerPrefixBytes4 = 2 // IPv4 /16
+	ServerPrefixBytes6 = 4 // IPv6 /32
 )
 
 // PortMode is a debias strategy for transport ports.
@@ -158,6 +171,17 @@ func (b *Builder) debias(hdr []byte, p *flow.Packet, m flow.PacketMeta, key *flo
 	case IPRandom:
 		fillRandom(hdr, sOff, aLen, d.Seed, key, dir)
 		fillRandom(hdr, dOff, aLen, d.Seed, key, 1-dir)
+	case IPServerPrefix:
+		keep := ServerPrefixBytes4
+		if p.IPVersion != 4 {
+			keep = ServerPrefixBytes6
+		}
+		client, server := sOff, dOff // a packet from the initiator
+		if dir == 1 {
+			client, server = dOff, sOff
+		}
+		zeroRange(hdr, client, aLen)
+		zeroRange(hdr, server+keep, aLen-keep)
 	}
 	l4 := p.IPHdrLen
 	if p.L4HdrLen == 0 {

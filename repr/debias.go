@@ -20,6 +20,7 @@ var debiasNames = []struct {
 	{"zero_ip", "ip", func(d *Debias) { d.IP = IPZero }, func(d *Debias) bool { return d.IP == IPZero }},
 	{"relative_ip", "ip", func(d *Debias) { d.IP = IPRelative }, func(d *Debias) bool { return d.IP == IPRelative }},
 	{"random_ip", "ip", func(d *Debias) { d.IP = IPRandom }, func(d *Debias) bool { return d.IP == IPRandom }},
+	{"server_prefix_ip", "ip", func(d *Debias) { d.IP = IPServerPrefix }, func(d *Debias) bool { return d.IP == IPServerPrefix }},
 	{"zero_port", "port", func(d *Debias) { d.Port = PortZero }, func(d *Debias) bool { return d.Port == PortZero }},
 	{"random_port", "port", func(d *Debias) { d.Port = PortRandom }, func(d *Debias) bool { return d.Port == PortRandom }},
 	{"zero_ephemeral_port", "port", func(d *Debias) { d.Port = PortEphemeral }, func(d *Debias) bool { return d.Port == PortEphemeral }},
@@ -44,11 +45,12 @@ func DebiasNames() []string {
 }
 
 // ParseDebias turns a list of strategy names (DebiasNames: zero_ip,
-// relative_ip, random_ip, zero_port, random_port, zero_ephemeral_port,
+// relative_ip, random_ip, server_prefix_ip, zero_port, random_port, zero_ephemeral_port,
 // zero_seq, relative_seq, zero_options, zero_window, zero_checksum,
 // zero_ttl, zero_ipid, zero_sni) into a
 // Debias. The list is complete: a field no name sets is kept unchanged, so
-// IP addresses are kept unless zero_ip, relative_ip or random_ip is listed.
+// IP addresses are kept unless zero_ip, relative_ip, random_ip or
+// server_prefix_ip is listed.
 // "none" alone rewrites nothing. An empty list is NetMamba's default,
 // zero_ip (the zero Debias), so a missing list reads as the default. Names
 // are case-insensitive and trimmed; unknown names, two strategies for one

@@ -28,9 +28,9 @@ func (s *RedebiasStats) Add(o RedebiasStats) {
 }
 
 // CheckZeroOnly returns an error naming the strategies of d that cannot be
-// applied to an already-built view (relative_ip, random_ip, random_port,
-// relative_seq: they depend on the flow key, the seed or the other
-// packets), or nil when d only zeroes fields or keeps them.
+// applied to an already-built view (relative_ip, random_ip,
+// server_prefix_ip, random_port, relative_seq: they depend on the flow
+// key, the direction, the seed or the other packets), or nil when d only zeroes fields or keeps them.
 func CheckZeroOnly(d Debias) error {
 	var bad []string
 	for _, n := range d.Names() {

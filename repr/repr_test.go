@@ -213,3 +213,86 @@ func TestOfficialSlotReplace(t *testing.T) {
 		}
 	}
 }
+
+// TestServerPrefixIP: server_prefix_ip zeroes the initiator's address and
+// keeps the responder's /16 (IPv4) or /32 (IPv6), whichever direction the
+// packet goes; every other header byte is as with no IP rewrite.
+func TestServerPrefixIP(t *testing.T) {
+	client4, server4 := []byte{10, 1, 2, 3}, []byte{142, 250, 7, 8}
+	v4 := func(fromInitiator bool) []byte {
+		f := tcp4([]byte("GET / HTTP/1.1\r\n"), nil)
+		src, dst := client4, server4
+		if !fromInitiator {
+			src, dst = server4, client4
+		}
+		copy(f[12:], src)
+		copy(f[16:], dst)
+		return f
+	}
+	v6 := func(fromInitiator bool) []byte {
+		f := make([]byte, 40+20)
+		f[0], f[6], f[7] = 0x60, 6, 64
+		binary.BigEndian.PutUint16(f[4:], 20)
+		client, server := 8, 24
+		if !fromInitiator {
+			client, server = 24, 8
+		}
+		for i := 0; i < 16; i++ {
+			f[client+i] = byte(0x10 + i)
+			f[server+i] = byte(0xa0 + i)
+		}
+		f[40+12] = 5 << 4
+		return f
+	}
+	cases := []struct {
+		name          string
+		frame         func(bool) []byte
+		srcOff, aLen  int
+		keep          int
+		fromInitiator bool
+	}{
+		{"ipv4 from client", v4, 12, 4, ServerPrefixBytes4, true},
+		{"ipv4 from server", v4, 12, 4, ServerPrefixBytes4, false},
+		{"ipv6 from client", v6, 8, 16, ServerPrefixBytes6, true},
+		{"ipv6 from server", v6, 8, 16, ServerPrefixBytes6, false},
+	}
+	for _, c := range cases {
+		frame := c.frame(c.fromInitiator)
+		p := decodeRaw(t, frame)
+		key := flow.KeyOf(p)
+		meta := flow.PacketMeta{FromInitiator: c.fromInitiator, FrameLen: len(frame)}
+		var got, kept Builder
+		got.Add(p, meta, &key, &Options{Debias: Debias{IP: IPServerPrefix}})
+		kept.Add(p, meta, &key, &Options{Debias: Debias{IP: IPKeep}})
+		h, k := got.View.Bytes[:HeaderBytes], kept.View.Bytes[:HeaderBytes]
+		clientOff, serverOff := c.srcOff, c.srcOff+c.aLen
+		if !c.fromInitiator {
+			clientOff, serverOff = serverOff, clientOff
+		}
+		for i := range h {
+			want := k[i]
+			switch {
+			case i >= clientOff && i < clientOff+c.aLen:
+				want = 0
+			case i >= serverOff+c.keep && i < serverOff+c.aLen:
+				want = 0
+			}
+			if h[i] != want {
+				t.Errorf("%s: header byte %d = %#x, want %#x", c.name, i, h[i], want)
+			}
+		}
+		if string(h[serverOff:serverOff+c.keep]) != string(frame[serverOff:serverOff+c.keep]) || h[serverOff] == 0 {
+			t.Errorf("%s: server prefix % x, want % x", c.name, h[serverOff:serverOff+c.keep], frame[serverOff:serverOff+c.keep])
+		}
+	}
+	if _, err := ParseDebias([]string{"server_prefix_ip", "zero_ip"}); err == nil {
+		t.Error("server_prefix_ip with zero_ip: want an error (one IP strategy)")
+	}
+	d, err := ParseDebias([]string{"server_prefix_ip", "zero_seq"})
+	if err != nil || d.IP != IPServerPrefix {
+		t.Fatalf("ParseDebias: %+v, %v", d, err)
+	}
+	if CheckZeroOnly(d) == nil {
+		t.Error("server_prefix_ip needs the direction: Redebias must refuse it")
+	}
+}
