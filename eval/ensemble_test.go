@@ -73,3 +73,19 @@ func TestEnsembleLogitsErrors(t *testing.T) {
 		t.Error("NaN logits: want an error")
 	}
 }
+
+// TestEnsembleLogitsFinite: a class every member puts 2000 logits below the
+// top (probability 0 in float64) still gets a finite ensemble logit, the
+// log of its mean probability: log((e^-2000 + e^-3000)/2) ≈ −2000 − log 2.
+func TestEnsembleLogitsFinite(t *testing.T) {
+	got, err := EnsembleLogits([][]float32{{0, -2000}, {0, -3000}}, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := -2000 - math.Log(2); math.IsInf(float64(got[1]), 0) || math.Abs(float64(got[1])-want) > 1e-3 {
+		t.Errorf("ensemble logit %v, want %.4f", got[1], want)
+	}
+	if math.Abs(float64(got[0])) > 1e-6 {
+		t.Errorf("top class log-probability %v, want 0", got[0])
+	}
+}

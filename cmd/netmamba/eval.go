@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -42,7 +41,9 @@ or predicted labels (scikit-learn's default); 95 % intervals are percentile boot
 --model given more than once scores the ENSEMBLE of those models: each flow's class
 probabilities are the mean of the members' softmax outputs (members must share class names
 and representation settings, e.g. the same recipe run with other seeds); every figure,
-OOD and calibration included, is computed from that mean. --save-calibrated takes one model.
+calibration included, is computed from that mean. Its logits are log-probabilities, so the
+energy OOD score is 0 for every flow and max-logit ranks as max-prob: read max_prob and
+neg_entropy for an ensemble. --save-calibrated takes one model.
 
 --format table (default) prints tables; json prints one JSON object (keys: accuracy,
 macro_f1, weighted_f1, flows, per_class, confusion, ci95, ood, ece, ece_calibrated,
@@ -116,6 +117,9 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 			if ood != nil && ood.N > 0 {
 				if in.OODLogits, err = predictEnsemble(members, ood, batch); err != nil {
 					return err
+				}
+				if len(members) > 1 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "eval: ensemble of %d: its logits are log-probabilities, so the energy score is constant and max-logit equals log max-prob; read max_prob and neg_entropy\n", len(members))
 				}
 			}
 			if calibPath != "" {
@@ -292,7 +296,7 @@ func loadEnsemble(paths []string, batch, threads int) ([]*train.Loaded, string, 
 			if !slices.Equal(l.Meta.Classes, first.Meta.Classes) || l.Net.NumClasses() != first.Net.NumClasses() {
 				return nil, "", fmt.Errorf("eval: ensemble members %s and %s have different classes (%v vs %v)", names[0], name, first.Meta.Classes, l.Meta.Classes)
 			}
-			if !reflect.DeepEqual(l.Meta.Repr, first.Meta.Repr) {
+			if !sameRepr(l.Meta.Repr, first.Meta.Repr) {
 				return nil, "", fmt.Errorf("eval: ensemble members %s and %s were trained on different representations (%+v vs %+v)", names[0], name, first.Meta.Repr, l.Meta.Repr)
 			}
 		}
@@ -300,6 +304,22 @@ func loadEnsemble(paths []string, batch, threads int) ([]*train.Loaded, string, 
 		names = append(names, name)
 	}
 	return members, strings.Join(names, "+"), nil
+}
+
+// sameRepr reports whether two models read the same inputs: direction,
+// compat mode and size mode equal, and the same debias strategies (compared
+// by canonical name, so order, case and an empty list for zero_ip do not
+// matter).
+func sameRepr(a, b checkpoint.ReprMeta) bool {
+	if a.Direction != b.Direction || a.Compat != b.Compat || a.SizeMode != b.SizeMode {
+		return false
+	}
+	da, errA := repr.ParseDebias(a.Debias)
+	db, errB := repr.ParseDebias(b.Debias)
+	if errA != nil || errB != nil {
+		return slices.Equal(a.Debias, b.Debias)
+	}
+	return slices.Equal(da.Names(), db.Names())
 }
 
 // predictEnsemble returns the logits of one model on d (train.Predict), or

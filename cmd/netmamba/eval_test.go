@@ -213,8 +213,9 @@ func prepPlainAndModelDebias(t *testing.T) (dir, plain, full string) {
 // models' softmax outputs. The expectation is computed here, independently,
 // from the logits `predict` writes for each model on the same flows: the
 // ensemble's confusion matrix and accuracy must be those of the argmax of
-// the averaged probabilities. Members with other classes, and
-// --save-calibrated with an ensemble, are errors.
+// the averaged probabilities, which differ from each member's alone.
+// Members with other classes or another debias, and --save-calibrated with
+// an ensemble, are errors; the same debias listed in another order is not.
 func TestEvalEnsemble(t *testing.T) {
 	_, _, full := prepPlainAndModelDebias(t)
 	raw, err := os.ReadFile(prepNdpiApp + "/classes.txt")
@@ -274,6 +275,7 @@ func TestEvalEnsemble(t *testing.T) {
 		wantConf[k] = make([]float64, C)
 	}
 	correct := 0
+	predEns := make([]int, N)
 	for i, row := range index {
 		y, ok := classIndex[row[2]]
 		if !ok {
@@ -286,9 +288,13 @@ func TestEvalEnsemble(t *testing.T) {
 			}
 		}
 		wantConf[y][best]++
+		predEns[i] = best
 		if best == y {
 			correct++
 		}
+	}
+	if slices.Equal(predEns, predA) || slices.Equal(predEns, predB) {
+		t.Fatal("the ensemble's expected predictions equal one member's: the check would not see a member ignored")
 	}
 	rep, _ := evalJSON(t, a, full, "--model", b)
 	if got, want := rep["accuracy"], float64(correct)/float64(N); got != want {
@@ -309,6 +315,17 @@ func TestEvalEnsemble(t *testing.T) {
 	other := writeTinyReprModelSeed(t, append(slices.Clone(classes[1:]), classes[0]), rm, "other", 5)
 	if err := runCLIFail(t, "eval", "--model", a, "--model", other, "--data", full); !strings.Contains(err.Error(), "different classes") {
 		t.Errorf("members with other classes: error %q", err)
+	}
+	// The same debias in another order and case reads the same inputs; another debias does not.
+	reordered := rm
+	reordered.Debias = slices.Clone(rm.Debias)
+	slices.Reverse(reordered.Debias)
+	reordered.Debias[0] = strings.ToUpper(reordered.Debias[0])
+	runCLI(t, "eval", "--model", a, "--model", writeTinyReprModelSeed(t, classes, reordered, "reordered", 11), "--data", full, "--json", "--resamples", "10")
+	plainRepr := rm
+	plainRepr.Debias = []string{"zero_ip"}
+	if err := runCLIFail(t, "eval", "--model", a, "--model", writeTinyReprModelSeed(t, classes, plainRepr, "plain", 11), "--data", full); !strings.Contains(err.Error(), "different representations") {
+		t.Errorf("members with another debias: error %q", err)
 	}
 	if err := runCLIFail(t, "eval", "--model", a, "--model", b, "--data", full, "--calibrate-on", full, "--save-calibrated", filepath.Join(t.TempDir(), "x.safetensors")); !strings.Contains(err.Error(), "takes one --model") {
 		t.Errorf("--save-calibrated with an ensemble: error %q", err)

@@ -51,7 +51,8 @@ comma-separated; the list is complete (a field not named is kept):
   zero_ip | relative_ip | random_ip    IP addresses: 0.0.0.0 / initiator 0.0.0.1,
                                        responder 0.0.0.2 / pseudo-random per endpoint
   server_prefix_ip                     initiator 0.0.0.0, responder's /16 (IPv6 /32) kept:
-                                       the server's network, not NetMamba's (experimental)
+                                       the server's network, not NetMamba's (experimental;
+                                       the first packet's sender is taken as the client)
   zero_port | random_port              transport ports
   zero_ephemeral_port                  the higher of the two ports when they differ (the
                                        client's OS-chosen port; the service port is kept)
