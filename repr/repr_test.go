@@ -296,3 +296,48 @@ func TestServerPrefixIP(t *testing.T) {
 		t.Error("server_prefix_ip needs the direction: Redebias must refuse it")
 	}
 }
+
+// FuzzServerPrefixIP: for any decodable raw-IP packet, in either direction,
+// the server_prefix_ip view differs from the no-rewrite view only in the
+// address bytes, where the client's address is zero and the server's keeps
+// its prefix bytes (the rest zero); the payload part is untouched.
+func FuzzServerPrefixIP(f *testing.F) {
+	f.Add(tcp4([]byte("GET / HTTP/1.1\r\n"), nil), true)
+	f.Add(tcp4(nil, []byte{1, 2}), false)
+	v6 := make([]byte, 60)
+	v6[0], v6[5], v6[6], v6[7], v6[52] = 0x60, 20, 6, 64, 5<<4
+	for i := 8; i < 40; i++ {
+		v6[i] = byte(i)
+	}
+	f.Add(v6, true)
+	f.Add(v6, false)
+	f.Fuzz(func(t *testing.T, frame []byte, fromInitiator bool) {
+		var p flow.Packet
+		if flow.Decode(capture.LinkRaw, frame, &p) != flow.OK {
+			return
+		}
+		key := flow.KeyOf(&p)
+		m := flow.PacketMeta{FromInitiator: fromInitiator, FrameLen: len(frame)}
+		var got, kept Builder
+		got.Add(&p, m, &key, &Options{Debias: Debias{IP: IPServerPrefix}})
+		kept.Add(&p, m, &key, &Options{Debias: Debias{IP: IPKeep}})
+		srcOff, aLen, keep := 12, 4, ServerPrefixBytes4
+		if p.IPVersion != 4 {
+			srcOff, aLen, keep = 8, 16, ServerPrefixBytes6
+		}
+		client, server := srcOff, srcOff+aLen
+		if !fromInitiator {
+			client, server = server, client
+		}
+		g, k := got.View.Bytes[:], kept.View.Bytes[:]
+		for i := range g {
+			want := k[i]
+			if i < HeaderBytes && ((i >= client && i < client+aLen) || (i >= server+keep && i < server+aLen)) {
+				want = 0
+			}
+			if g[i] != want {
+				t.Fatalf("byte %d = %#x, want %#x (client at %d, server at %d)", i, g[i], want, client, server)
+			}
+		}
+	})
+}
