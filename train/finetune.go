@@ -310,7 +310,7 @@ func (b *shiftedBatch) fill(src *Data, idx []int, maxShift int, rng *rand.Rand) 
 	for j, i := range idx {
 		row := b.d.Bytes[j*repr.ViewBytes : (j+1)*repr.ViewBytes]
 		copy(row, src.Bytes[i*repr.ViewBytes:(i+1)*repr.ViewBytes])
-		for p := 0; p < repr.ViewBytes/repr.SlotBytes; p++ {
+		for p := range repr.ViewPackets {
 			shiftPayload(row[p*repr.SlotBytes:(p+1)*repr.SlotBytes], rng.IntN(maxShift+1))
 		}
 		b.d.Labels[j], b.d.Sources[j], b.d.Views[j] = src.Labels[i], src.Sources[i], src.Views[i]

@@ -462,7 +462,7 @@ func TestShiftedBatchFill(t *testing.T) {
 	shifted := 0
 	for j, i := range idx {
 		want := append([]byte(nil), orig[i*repr.ViewBytes:(i+1)*repr.ViewBytes]...)
-		for p := 0; p < repr.ViewBytes/repr.SlotBytes; p++ {
+		for p := range repr.ViewPackets {
 			r := replay.IntN(4)
 			if r > 0 {
 				shifted++
