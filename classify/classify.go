@@ -32,6 +32,7 @@ import (
 
 	"github.com/netmamba/netmamba/filter"
 	"github.com/netmamba/netmamba/flow"
+	"github.com/netmamba/netmamba/kernels"
 	"github.com/netmamba/netmamba/model"
 	"github.com/netmamba/netmamba/model/arch"
 	"github.com/netmamba/netmamba/repr"
@@ -84,8 +85,15 @@ type Options struct {
 	// WorkerSetup, if set, is called once at the start of each classifier
 	// worker, on the OS thread the worker is locked to for its lifetime
 	// (runtime.LockOSThread): live capture lowers that thread's scheduling
-	// priority there, so that the model never starves capture.
+	// priority there, so that the model never starves capture. A model
+	// with more than one thread (train.Pooled) then runs its other workers
+	// on a kernels.Pool of the worker's own, whose helper threads run
+	// WorkerSetup too: every thread of the model gets the setting.
 	WorkerSetup func()
+	// HelperRun, if set (with WorkerSetup), runs each pool helper's share
+	// of a batch on the helper's thread: live capture measures the
+	// helper's CPU time there.
+	HelperRun func(run func())
 }
 
 // DefaultEarly is the number of packets a model reads: 20 (its sequence
@@ -365,10 +373,17 @@ func (p *Pipeline) worker(net train.Classifier) {
 	defer p.workers.Done()
 	if p.opts.WorkerSetup != nil {
 		// Locked for the worker's life so that what WorkerSetup sets on
-		// the thread (its priority) applies to this worker only.
+		// the thread (its priority) applies to this worker only. Never
+		// unlocked: the thread exits with the worker rather than return,
+		// still set up, to run other goroutines (capture).
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
 		p.opts.WorkerSetup()
+		if pn, ok := net.(train.Pooled); ok && pn.Threads() > 1 {
+			pool := kernels.NewPool(pn.Threads(), p.opts.WorkerSetup, p.opts.HelperRun)
+			defer pool.Close()
+			pn.UsePool(pool)
+			defer pn.UsePool(nil) // before Close
+		}
 	}
 	B, C := p.opts.MaxBatch, p.nclass
 	d := &train.Data{Bytes: make([]byte, B*repr.ViewBytes), Views: make([]repr.View, B), Labels: make([]int, B)}

@@ -426,8 +426,10 @@ func (m *Fuse3) checkInput(b *Fuse3Batch, ws *Fuse3Workspace, train bool) error 
 type Fuse3Workspace struct {
 	Batch   int
 	Threads int
-	m       *Fuse3
-	train   bool
+	// Pool, if set, runs the workers on its threads (as Workspace.Pool).
+	Pool  *kernels.Pool
+	m     *Fuse3
+	train bool
 
 	workers []*fuse3Worker
 	flows   []*fuse3Flow // per flow, training only
@@ -638,7 +640,7 @@ func (m *Fuse3) Forward(b *Fuse3Batch, logits []float32, ws *Fuse3Workspace) err
 		}
 		packs = ws.packs
 	}
-	kernels.ParallelFor(b.N, ws.Threads, func(w, i int) {
+	ws.Pool.For(b.N, ws.Threads, func(w, i int) {
 		wk := ws.workers[w]
 		if errs[i] = m.Layout.Forward(wk.emb, &m.P.Emb, m.flowInput(b, i)); errs[i] != nil {
 			return
@@ -685,7 +687,7 @@ func (m *Fuse3) ForwardTrain(b *Fuse3Batch, logits []float32, ws *Fuse3Workspace
 	C, L, E := m.Cfg.NumClasses, m.Layout.Tokens, m.Cfg.EmbedDim
 	enc, _ := ws.trainStacks(m, false)
 	errs := ws.errs[:b.N]
-	kernels.ParallelFor(b.N, ws.Threads, func(w, i int) {
+	ws.Pool.For(b.N, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		if errs[i] = m.Layout.Forward(wk.emb, &m.P.Emb, m.flowInput(ws.in, i)); errs[i] != nil {
 			return
@@ -723,7 +725,7 @@ func (m *Fuse3) Backward(dlogits []float32, ws *Fuse3Workspace, g *Fuse3Params) 
 	for w := 0; w < nw; w++ {
 		ws.workers[w].grad.Zero()
 	}
-	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
+	ws.Pool.For(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		gp := wk.grad
 		dl := dlogits[i*C : (i+1)*C]

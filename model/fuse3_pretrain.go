@@ -219,7 +219,7 @@ func (m *Fuse3) ForwardPretrain(b *Fuse3Batch, noise *Fuse3Noise, ws *Fuse3Works
 	clear(ws.sums[:3*B])
 	errs := ws.errs[:B]
 	md := m.maeDecoder()
-	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
+	ws.Pool.For(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		pf, s := f.pre, wk.pre
 		in := m.flowInput(ws.in, i)
@@ -348,7 +348,7 @@ func (m *Fuse3) BackwardPretrain(ws *Fuse3Workspace, g *Fuse3Params) error {
 		seqNorm = 1 / float32(B*Ms)
 	}
 	md := m.maeDecoder()
-	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
+	ws.Pool.For(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		pf, s, gp := f.pre, wk.pre, wk.grad
 		in := m.flowInput(ws.in, i)

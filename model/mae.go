@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-
-	"github.com/netmamba/netmamba/kernels"
 )
 
 // MAE pre-training (official net_mamba_pretrain): per flow, keep
@@ -112,7 +110,7 @@ func (m *Model) ForwardMAE(x, noise []float32, B int, ws *Workspace, opt TrainOp
 	}
 	sums := ws.sums[:B]
 	md := m.maeDecoder()
-	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
+	ws.Pool.For(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		mf, s := f.mae, wk.mae
 		xi := ws.x[i*nb : (i+1)*nb]
@@ -161,7 +159,7 @@ func (m *Model) BackwardMAE(ws *Workspace, g *Params) error {
 	}
 	norm := 2 / float32(S) / float32(B*(T-K))
 	md := m.maeDecoder()
-	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
+	ws.Pool.For(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		mf, s, gp := f.mae, wk.mae, wk.grad
 		xi := ws.x[i*nb : (i+1)*nb]

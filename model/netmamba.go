@@ -83,7 +83,12 @@ type TrainOptions struct {
 type Workspace struct {
 	Batch   int
 	Threads int
-	train   bool
+	// Pool, if set, runs the workers on its threads; nil starts
+	// goroutines per call (kernels.ParallelFor). A pool of at least
+	// Threads threads gives the same results; a smaller one runs fewer
+	// workers.
+	Pool  *kernels.Pool
+	train bool
 
 	workers []*worker
 	flows   []*flowState // per flow, training only
@@ -316,7 +321,7 @@ func (m *Model) Forward(x []float32, B int, logits []float32, ws *Workspace) err
 		ws.repack(m)
 		packs = ws.packs
 	}
-	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
+	ws.Pool.For(B, ws.Threads, func(w, i int) {
 		wk := ws.workers[w]
 		m.embed(x[i*nb:(i+1)*nb], wk.emb)
 		enc.forwardPacked(L, wk.emb, nil, wk.acts, wk.enc, 1, packs)
@@ -340,7 +345,7 @@ func (m *Model) ForwardTrain(x []float32, B int, logits []float32, ws *Workspace
 	ws.n, ws.mae = B, false
 	copy(ws.x, x[:B*nb])
 	enc, _ := ws.trainStacks(m)
-	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
+	ws.Pool.For(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		m.embed(ws.x[i*nb:(i+1)*nb], wk.emb)
 		f.dropMask.apply(wk.emb[:L*E], opt.DropRate, seeds[i])
@@ -391,7 +396,7 @@ func (m *Model) Backward(dlogits []float32, ws *Workspace, g *Params) error {
 	for w := 0; w < nw; w++ {
 		ws.workers[w].grad.Zero()
 	}
-	kernels.ParallelFor(B, ws.Threads, func(w, i int) {
+	ws.Pool.For(B, ws.Threads, func(w, i int) {
 		wk, f := ws.workers[w], ws.flows[i]
 		gp := wk.grad
 		dl := dlogits[i*C : (i+1)*C]

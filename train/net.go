@@ -3,7 +3,9 @@ package train
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 
+	"github.com/netmamba/netmamba/kernels"
 	"github.com/netmamba/netmamba/model"
 )
 
@@ -34,6 +36,27 @@ type Classifier interface {
 	NoDecay() []string
 }
 
+// Pooled is a Classifier whose batches run on parallel workers that can
+// be moved onto a kernels.Pool. Live classify does, so that every thread
+// the model runs on has its classifier worker's lowered priority.
+type Pooled interface {
+	Classifier
+	// Threads is the number of workers a batch runs on.
+	Threads() int
+	// UsePool runs the workers on p's threads from the next call on (nil:
+	// goroutines started per call). Results do not change.
+	UsePool(p *kernels.Pool)
+}
+
+// resolvedThreads is a workspace's worker count for threads (<= 0:
+// GOMAXPROCS, as the models' NewWorkspace).
+func resolvedThreads(threads int) int {
+	if threads <= 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return threads
+}
+
 // NetMambaClassifier adapts a NetMamba byte classifier (model.Model) to
 // Classifier.
 type NetMambaClassifier struct {
@@ -46,6 +69,22 @@ type NetMambaClassifier struct {
 	x        []float32
 	threads  int
 	batch    int
+	pool     *kernels.Pool // UsePool
+}
+
+var _ Pooled = (*NetMambaClassifier)(nil)
+
+// Threads implements Pooled.
+func (c *NetMambaClassifier) Threads() int { return resolvedThreads(c.threads) }
+
+// UsePool implements Pooled.
+func (c *NetMambaClassifier) UsePool(p *kernels.Pool) {
+	c.pool = p
+	for _, ws := range []*model.Workspace{c.ws, c.evalWS} {
+		if ws != nil {
+			ws.Pool = p
+		}
+	}
 }
 
 // NewNetMambaClassifier wraps m for training with batches of up to batch
@@ -99,6 +138,7 @@ func (c *NetMambaClassifier) input(d *Data, idx []int) []float32 {
 func (c *NetMambaClassifier) Forward(d *Data, idx []int, logits []float32) error {
 	if c.evalWS == nil || c.evalWS.Batch < len(idx) {
 		c.evalWS = c.M.NewWorkspace(max(len(idx), c.batch), c.threads, false)
+		c.evalWS.Pool = c.pool
 	}
 	return c.M.Forward(c.input(d, idx), len(idx), logits, c.evalWS)
 }
@@ -107,6 +147,7 @@ func (c *NetMambaClassifier) Forward(d *Data, idx []int, logits []float32) error
 func (c *NetMambaClassifier) ForwardTrain(d *Data, idx []int, logits []float32, rng *rand.Rand) error {
 	if c.ws == nil || c.ws.Batch < len(idx) {
 		c.ws = c.M.NewWorkspace(max(len(idx), c.batch), c.threads, true)
+		c.ws.Pool = c.pool
 	}
 	return c.M.ForwardTrain(c.input(d, idx), len(idx), logits, c.ws, model.TrainOptions{DropPath: c.DropPath, Rand: rng})
 }

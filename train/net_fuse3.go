@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/netmamba/netmamba/kernels"
 	"github.com/netmamba/netmamba/model"
 )
 
@@ -21,6 +22,22 @@ type Fuse3Classifier struct {
 	in       *model.Fuse3Batch
 	threads  int
 	batch    int
+	pool     *kernels.Pool // UsePool
+}
+
+var _ Pooled = (*Fuse3Classifier)(nil)
+
+// Threads implements Pooled.
+func (c *Fuse3Classifier) Threads() int { return resolvedThreads(c.threads) }
+
+// UsePool implements Pooled.
+func (c *Fuse3Classifier) UsePool(p *kernels.Pool) {
+	c.pool = p
+	for _, ws := range []*model.Fuse3Workspace{c.ws, c.evalWS} {
+		if ws != nil {
+			ws.Pool = p
+		}
+	}
 }
 
 var (
@@ -91,6 +108,7 @@ func (c *Fuse3Classifier) Forward(d *Data, idx []int, logits []float32) error {
 	}
 	if c.evalWS == nil || c.evalWS.Batch < len(idx) {
 		c.evalWS = c.M.NewWorkspace(max(len(idx), c.batch), c.threads, false)
+		c.evalWS.Pool = c.pool
 	}
 	return c.M.Forward(in, logits, c.evalWS)
 }
@@ -103,6 +121,7 @@ func (c *Fuse3Classifier) ForwardTrain(d *Data, idx []int, logits []float32, rng
 	}
 	if c.ws == nil || c.ws.Batch < len(idx) {
 		c.ws = c.M.NewWorkspace(max(len(idx), c.batch), c.threads, true)
+		c.ws.Pool = c.pool
 	}
 	return c.M.ForwardTrain(in, logits, c.ws, model.TrainOptions{DropPath: c.DropPath, Rand: rng})
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/kernels"
 	"github.com/netmamba/netmamba/model/arch"
 	"github.com/netmamba/netmamba/model/multimodal"
 	"github.com/netmamba/netmamba/model/nettrans"
@@ -42,9 +43,11 @@ type NetTransClassifier struct {
 	in      nettrans.Batch
 	threads int
 	batch   int
+	pool    *kernels.Pool // UsePool
 }
 
 var (
+	_ Pooled     = (*NetTransClassifier)(nil)
 	_ Classifier = (*NetTransClassifier)(nil)
 	_ Pretrainer = (*NetTransPretrain)(nil)
 )
@@ -57,6 +60,19 @@ func NewNetTransClassifier(m *nettrans.Model, batch, threads int, dropPath float
 	c := &NetTransClassifier{M: m, Dropout: NetTransDropout, grads: m.NewGrads(), threads: threads, batch: max(batch, 1)}
 	c.params = pairParams(m.P.List(), c.grads.List())
 	return c
+}
+
+// Threads implements Pooled.
+func (c *NetTransClassifier) Threads() int { return resolvedThreads(c.threads) }
+
+// UsePool implements Pooled.
+func (c *NetTransClassifier) UsePool(p *kernels.Pool) {
+	c.pool = p
+	for _, ws := range []*nettrans.Workspace{c.ws, c.evalWS} {
+		if ws != nil {
+			ws.Pool = p
+		}
+	}
 }
 
 // NumClasses implements Classifier.
@@ -152,6 +168,7 @@ func (c *NetTransClassifier) Forward(d *Data, idx []int, logits []float32) error
 	}
 	if c.evalWS == nil {
 		c.evalWS = c.M.NewWorkspace(c.threads, false)
+		c.evalWS.Pool = c.pool
 	}
 	return c.M.Forward(&c.in, logits, c.evalWS)
 }
@@ -164,6 +181,7 @@ func (c *NetTransClassifier) ForwardTrain(d *Data, idx []int, logits []float32, 
 	}
 	if c.ws == nil {
 		c.ws = c.M.NewWorkspace(c.threads, true)
+		c.ws.Pool = c.pool
 	}
 	return c.M.ForwardTrain(&c.in, logits, nettrans.TrainOptions{Dropout: c.Dropout, Seed: rng.Uint64()}, c.ws)
 }

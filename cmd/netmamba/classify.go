@@ -28,6 +28,7 @@ import (
 	"github.com/netmamba/netmamba/capture"
 	"github.com/netmamba/netmamba/classify"
 	"github.com/netmamba/netmamba/dataset"
+	"github.com/netmamba/netmamba/kernels"
 	"github.com/netmamba/netmamba/live"
 	"github.com/netmamba/netmamba/repr"
 	"github.com/netmamba/netmamba/samplegen"
@@ -55,7 +56,8 @@ type pipelineFlags struct {
 	threads          int
 	emitEarly        bool
 	// workerCPU, if set, receives the CPU time classifier workers spend
-	// in the model on their own threads (not with --stream).
+	// in the model, on their own threads and (live, --threads > 1) their
+	// pools' helper threads (not with --stream).
 	workerCPU *atomic.Int64
 	// maxMemory (bytes, 0: none) is a memory bound for the whole process
 	// (classify --max-memory): build derives the flow-table cap per
@@ -108,6 +110,9 @@ func (pf *pipelineFlags) build(f *pflag.FlagSet, isLive, block, noModel bool) (*
 		Filter: pf.filterExpr, MaxFlows: pf.maxFlows, MaxBatch: pf.batch, MaxWait: pf.maxWait,
 		QueueLen: pf.queue, Block: block, EmitEarly: pf.emitEarly,
 		IdleTimeout: pf.idle, ActiveTimeout: pf.active, WorkerSetup: pf.workerSetup,
+	}
+	if pf.workerCPU != nil && pf.workerSetup != nil {
+		opts.HelperRun = func(run func()) { addThreadCPU(pf.workerCPU, run) }
 	}
 	if pf.idle < 0 || pf.active < 0 {
 		return nil, "", fmt.Errorf("--idle-timeout %v, --active-timeout %v: must be >= 0 (0 = off)", pf.idle, pf.active)
@@ -228,23 +233,50 @@ func warmUp(net train.Classifier, batch int) error {
 }
 
 // cpuNet adds the CPU time its Forward uses on the calling worker's
-// thread (locked to it for the call) to total. Model helper goroutines
-// (--threads > 1) run on other threads and are not included.
+// thread (locked to it for the call) to total. The model's other workers
+// (--threads > 1) run on the helper threads of the worker's pool
+// (classify.Options.WorkerSetup), measured by classify.Options.HelperRun.
 type cpuNet struct {
 	train.Classifier
 	total *atomic.Int64
 }
 
+var _ train.Pooled = cpuNet{}
+
 // Forward runs the wrapped classifier on a pinned thread and measures it.
-func (c cpuNet) Forward(d *train.Data, idx []int, logits []float32) error {
+func (c cpuNet) Forward(d *train.Data, idx []int, logits []float32) (err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	t0, err0 := live.ThreadCPUTime()
-	err := c.Classifier.Forward(d, idx, logits)
-	if t1, err1 := live.ThreadCPUTime(); err0 == nil && err1 == nil {
-		c.total.Add(int64(t1 - t0))
-	}
+	addThreadCPU(c.total, func() { err = c.Classifier.Forward(d, idx, logits) })
 	return err
+}
+
+// Threads implements train.Pooled: the wrapped classifier's (1 if it is
+// not Pooled).
+func (c cpuNet) Threads() int {
+	if pn, ok := c.Classifier.(train.Pooled); ok {
+		return pn.Threads()
+	}
+	return 1
+}
+
+// UsePool implements train.Pooled (nothing if the wrapped classifier is
+// not Pooled).
+func (c cpuNet) UsePool(p *kernels.Pool) {
+	if pn, ok := c.Classifier.(train.Pooled); ok {
+		pn.UsePool(p)
+	}
+}
+
+// addThreadCPU runs run on the calling goroutine, which must be locked to
+// its thread, and adds the thread CPU time it used to total (nothing if
+// the thread's clock cannot be read).
+func addThreadCPU(total *atomic.Int64, run func()) {
+	t0, err0 := live.ThreadCPUTime()
+	run()
+	if t1, err1 := live.ThreadCPUTime(); err0 == nil && err1 == nil {
+		total.Add(int64(t1 - t0))
+	}
 }
 
 // resultWriter writes results as JSON Lines or CSV, one call at a time.
@@ -361,9 +393,9 @@ thread and measured by the thread's CPU clock: capture (the capture workers: rin
 decoding, flow table, byte views, and results written from them; while packets arrive
 the flow table also ends timed-out flows itself), expiry (the once-a-second clock: flow
 timeouts when traffic pauses, the results of the flows they end, statistics), classifier (the
-classifier workers, in the model; with --threads > 1 the model's helper threads count
-as other) and other (the rest of the process: model helper threads, shutting-down
-work, GC, output written by classifier workers), then the interval's own counts: flows
+classifier workers, in the model, with --threads > 1 on all of the model's threads) and
+other (the rest of the process: shutting-down work, GC, output written by classifier
+workers), then the interval's own counts: flows
 shed, flows classified and their latency p50/p99. At start live capture prints the
 bounds that cap its memory: flow-table size, classifier queue and capture rings.
 
@@ -372,8 +404,8 @@ the Go memory limit is set to it less the capture rings and the executable, and 
 flow-table cap per capture worker is derived from what is left after the model (measured
 after one warm-up batch) and the queue, at ` + fmt.Sprint(classify.FlowBytes) + ` bytes per flow (the measured worst case) with as much
 again for GC headroom; the split is printed at start. --max-flows overrides the cap.
-Classifier worker threads run at nice +10 so the model never starves capture (with
---threads > 1 the model's helper threads keep the normal priority). At shutdown (SIGINT,
+Classifier worker threads run at nice +10 so the model never starves capture; with
+--threads > 1 each worker runs the model on a pool of threads of its own, all at +10. At shutdown (SIGINT,
 --duration) flows still open are classified for at most --drain-timeout, the rest are
 reported shed and counted ("N shed (M at shutdown)").
 

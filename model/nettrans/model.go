@@ -292,9 +292,14 @@ func (m *Model) checkBatch(b *Batch, ws *Workspace, logits []float32, train bool
 // training) a gradient buffer. Allocated once by NewWorkspace; not safe
 // for concurrent use.
 type Workspace struct {
-	// Threads is the number of workers (kernels.ParallelFor goroutines),
+	// Threads is the number of workers (goroutines of kernels.ParallelFor or Pool),
 	// fixed by NewWorkspace (changing it has no effect).
 	Threads int
+	// Pool, if set, runs the workers on its threads; nil starts
+	// goroutines per call (kernels.ParallelFor). A pool of at least
+	// Threads threads gives the same results; a smaller one runs fewer
+	// workers.
+	Pool    *kernels.Pool
 	m       *Model
 	train   bool
 	workers []*worker
@@ -407,7 +412,7 @@ func (m *Model) Forward(b *Batch, logits []float32, ws *Workspace) error {
 	}
 	C := m.d.classes
 	ws.repack(m, false)
-	kernels.ParallelFor(b.N, len(ws.workers), func(w, i int) {
+	ws.Pool.For(b.N, len(ws.workers), func(w, i int) {
 		wk := ws.workers[w]
 		wk.held = -1
 		wk.dropout = 0
@@ -465,7 +470,7 @@ func (m *Model) ForwardBackward(b *Batch, labels []int, opt TrainOptions, logits
 	}
 	inv := float32(1 / float64(max(b.N, 1)))
 	ws.repack(m, true)
-	kernels.ParallelFor(b.N, len(ws.workers), func(w, i int) {
+	ws.Pool.For(b.N, len(ws.workers), func(w, i int) {
 		wk := ws.workers[w]
 		lg := logits[i*C : (i+1)*C]
 		in := m.flowInput(b, i)

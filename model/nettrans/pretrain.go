@@ -200,7 +200,7 @@ func (m *Model) ForwardBackwardPretrain(b *Batch, opt TrainOptions, g *Params, w
 	if d.iats {
 		norm[2] = 1 / float64(b.N*(sl-d.iatKeep))
 	}
-	kernels.ParallelFor(b.N, len(ws.workers), func(w, i int) {
+	ws.Pool.For(b.N, len(ws.workers), func(w, i int) {
 		wk := ws.workers[w]
 		in := m.flowInput(b, i)
 		wk.drawPretrain(m, opt, i)

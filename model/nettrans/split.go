@@ -2,8 +2,6 @@ package nettrans
 
 import (
 	"fmt"
-
-	"github.com/netmamba/netmamba/kernels"
 )
 
 // The split training step serves training loops that compute the loss
@@ -46,7 +44,7 @@ func (m *Model) ForwardTrain(b *Batch, logits []float32, opt TrainOptions, ws *W
 	for _, wk := range ws.workers {
 		wk.held = -1
 	}
-	kernels.ParallelFor(b.N, len(ws.workers), func(w, i int) {
+	ws.Pool.For(b.N, len(ws.workers), func(w, i int) {
 		wk := ws.workers[w]
 		acts := wk.acts
 		if j := ws.stashSlot(w, i); j >= 0 {
@@ -146,7 +144,7 @@ func (m *Model) Backward(dlogits []float32, g *Params, ws *Workspace) error {
 	for _, wk := range ws.workers {
 		wk.grad.Zero()
 	}
-	kernels.ParallelFor(in.N, len(ws.workers), func(w, i int) {
+	ws.Pool.For(in.N, len(ws.workers), func(w, i int) {
 		wk := ws.workers[w]
 		fi := m.flowInput(in, i)
 		acts := wk.acts
