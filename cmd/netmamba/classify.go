@@ -443,15 +443,7 @@ by --max-streams) and runs in the capture goroutine instead of the batched worke
 			}
 			if isLive {
 				pf.workerCPU = &workerCPU
-				var once sync.Once
-				pf.workerSetup = func() {
-					// The model must never starve capture of the CPU.
-					if err := live.LowerThreadPriority(classifierNice); err != nil {
-						once.Do(func() {
-							fmt.Fprintf(stderr, "classify: warning: classifier threads keep their priority: %v\n", err)
-						})
-					}
-				}
+				pf.workerSetup = lowerClassifierPriority("classify", stderr)
 			}
 			p, name, err := pf.build(cmd.Flags(), isLive, !isLive, noModel)
 			if err != nil {
@@ -599,6 +591,21 @@ type liveOptions struct {
 // classifierNice is how much live classify lowers the scheduling priority
 // (raises the nice value) of the classifier worker threads.
 const classifierNice = 10
+
+// lowerClassifierPriority is a classify.Options.WorkerSetup that raises
+// the calling thread's nice value by classifierNice, so that the model
+// never starves live capture of the CPU. The first failure is reported
+// on stderr (prefixed with cmd), once.
+func lowerClassifierPriority(cmd string, stderr io.Writer) func() {
+	var once sync.Once
+	return func() {
+		if err := live.LowerThreadPriority(classifierNice); err != nil {
+			once.Do(func() {
+				fmt.Fprintf(stderr, "%s: warning: classifier threads keep their priority: %v\n", cmd, err)
+			})
+		}
+	}
+}
 
 // liveRingMiB is the size of one capture worker's ring in MiB.
 func liveRingMiB(c live.Config) int {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,7 +53,9 @@ shed under overload are reported with shed=true). As with 'classify -i', live me
 held under --max-memory (default 1GiB; sets the Go memory limit and derives the
 flow-table cap, printed at start; --max-flows overrides); the bound also holds
 --upload-slots uploads (default 1; each its body, 8× that gzip-decompressed, and its flow
-table) and the recent results: lower --max-upload to leave more to live flows. Uploads
+table) and the recent results: lower --max-upload to leave more to live flows. Every
+thread that runs a model (live and upload classifier workers, with --threads > 1 each
+worker's pool) runs at nice +10 so that the model never starves capture. Uploads
 beyond the slots wait up to 30 s for one, then get 503 with Retry-After. An upload's JSON
 response is beyond the bound. At shutdown, uploads in progress get 5 s to finish, then
 stop reading and answer 503 (the flows they read are still classified and sent
@@ -77,6 +80,7 @@ wait for it rather than shed.`,
 			}
 			cfg := serve.Config{Token: token, MaxUpload: maxUpload, RecentFlows: recent, UploadSlots: uploadSlots}.WithDefaults()
 			isLive := iface != ""
+			var workerCPU atomic.Int64
 			if isLive || cmd.Flags().Changed(maxMemoryFlag) {
 				// One bound for the process: the capture workers' rings and
 				// tables, plus what uploads hold (serve.HeldBytes: each upload
@@ -91,6 +95,10 @@ wait for it rather than shed.`,
 				if err := pf.setMaxMemory(maxMemory, tableWorkers, isLive, extra); err != nil {
 					return fmt.Errorf("serve: %w", err)
 				}
+			}
+			if isLive {
+				// Neither uploads nor the live model may starve capture.
+				pf.workerSetup = lowerClassifierPriority("serve", stderr)
 			}
 			upload, name, err := pf.build(cmd.Flags(), false, true, false)
 			if err != nil {
@@ -108,6 +116,7 @@ wait for it rather than shed.`,
 					pf.memExtra.Bytes += pf.bound.Queue + pf.bound.Batch
 				}
 				pf.emitEarly = true
+				pf.workerCPU = &workerCPU // the live classifier's, in runLive's CPU figures
 				if livePipe, _, err = pf.build(cmd.Flags(), true, false, false); err != nil {
 					return fmt.Errorf("serve: %w", err)
 				}
@@ -142,7 +151,7 @@ wait for it rather than shed.`,
 			fmt.Fprintf(stderr, "serve: model %s, listening on http://%s/, uploads at most %s (gzip: %s decompressed), %d flows per upload table\n",
 				name, ln.Addr(), formatBytes(cfg.MaxUpload), formatBytes(serve.GzipExpansion*cfg.MaxUpload), upload.Options().MaxFlows)
 			return serveLoop(ctx, ln, srv, livePipe, liveOptions{iface: iface, workers: workers, promisc: promisc,
-				ignoreOutgoing: ignoreOutgoingOption(cmd.Flags(), ignoreOut), statsEvery: statsEvery, bound: pf.bound, drainTimeout: drainTimeout}, stderr)
+				ignoreOutgoing: ignoreOutgoingOption(cmd.Flags(), ignoreOut), statsEvery: statsEvery, bound: pf.bound, drainTimeout: drainTimeout, workerCPU: &workerCPU}, stderr)
 		},
 	}
 	f := c.Flags()
