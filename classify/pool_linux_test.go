@@ -1,10 +1,15 @@
 package classify
 
 import (
+	"os"
+	"runtime/pprof"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/netmamba/netmamba/repr"
 	"github.com/netmamba/netmamba/train"
 )
 
@@ -13,7 +18,9 @@ import (
 // helper thread that ran WorkerSetup too (live capture lowers every
 // model thread's priority there), HelperRun sees that helper's share, and
 // the results are exactly those of a run without WorkerSetup (goroutines
-// per call).
+// per call). The models have run once before (live classify's warm-up),
+// so their workspaces exist before the pipeline starts; after Close every
+// thread that ran WorkerSetup is gone (none returns to the scheduler).
 func TestWorkerSetupCoversModelThreads(t *testing.T) {
 	trace := tracePath(t)
 	mpath := writeTinyModel(t, 8, 1)
@@ -52,6 +59,11 @@ func TestWorkerSetupCoversModelThreads(t *testing.T) {
 		run()
 	}
 	_, nets = load()
+	for _, n := range nets { // warm-up: workspaces made before the pool
+		if err := n.Forward(&train.Data{N: 1, Bytes: make([]byte, repr.ViewBytes), Views: make([]repr.View, 1)}, []int{0}, make([]float32, n.NumClasses())); err != nil {
+			t.Fatal(err)
+		}
+	}
 	pooled, st := classifyFile(t, trace, nets, opts)
 	if len(setupTids) != 4 {
 		t.Fatalf("WorkerSetup ran on %d threads, want 4 (2 classifier workers + 1 helper each)", len(setupTids))
@@ -71,6 +83,24 @@ func TestWorkerSetupCoversModelThreads(t *testing.T) {
 		b := pooled.final[id]
 		if a.Label != b.Label || a.Confidence != b.Confidence {
 			t.Fatalf("flow %v: pool %s %v, goroutines %s %v", id, b.Label, b.Confidence, a.Label, a.Confidence)
+		}
+	}
+	for tid := range setupTids {
+		if tid == os.Getpid() {
+			// The main thread: the runtime parks it for good instead
+			// of ending it (it never runs a goroutine again).
+			continue
+		}
+		for try := 0; ; try++ {
+			if _, err := os.Stat("/proc/self/task/" + strconv.Itoa(tid)); os.IsNotExist(err) {
+				break
+			}
+			if try == 2000 {
+				pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
+				st, _ := os.ReadFile("/proc/self/task/" + strconv.Itoa(tid) + "/stat")
+				t.Fatalf("thread %d, set up by WorkerSetup, still exists after Close (helpers %v): %s", tid, helperTids, st)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	t.Logf("%d flows; helper shares per thread %v", len(plain.final), helperTids)

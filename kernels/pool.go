@@ -15,10 +15,11 @@ import (
 //
 // A Pool is not safe for concurrent use: one For at a time.
 type Pool struct {
-	tasks []chan poolTask // helper w-1 receives worker w's share
-	wrap  func(run func())
-	busy  sync.WaitGroup // the current For's helpers
-	alive sync.WaitGroup // helpers not yet exited
+	tasks  []chan poolTask // helper w-1 receives worker w's share
+	wrap   func(run func())
+	busy   sync.WaitGroup // the current For's helpers
+	alive  sync.WaitGroup // helpers not yet exited
+	closed sync.Once
 }
 
 // poolTask is worker w's share of a For: fn(w, i) for i in [lo, hi).
@@ -50,7 +51,8 @@ func NewPool(threads int, setup func(), wrap func(run func())) *Pool {
 }
 
 // helper is one helper goroutine: locked to its thread, which it never
-// unlocks, so the thread (and whatever setup set on it) ends with it.
+// unlocks, so the thread (and whatever setup set on it) ends with it
+// (the main thread, which the runtime cannot end, is parked for good).
 func (p *Pool) helper(tasks <-chan poolTask, setup func(), ready chan<- struct{}) {
 	defer p.alive.Done()
 	runtime.LockOSThread()
@@ -109,20 +111,25 @@ func (p *Pool) For(n, threads int, fn func(worker, i int)) {
 	for w := 1; w < threads; w++ {
 		p.tasks[w-1] <- poolTask{fn: fn, w: w, lo: w * n / threads, hi: (w + 1) * n / threads}
 	}
+	// Deferred: should fn panic on worker 0 and the panic be recovered,
+	// the helpers still finish before the next For reuses their memory.
+	defer p.busy.Wait()
 	for i := 0; i < n/threads; i++ { // worker 0: [0, n/threads)
 		fn(0, i)
 	}
-	p.busy.Wait()
 }
 
 // Close stops the helpers (their threads exit with them) and waits for
-// them. A closed Pool must not be used; Close on nil does nothing.
+// them. A closed Pool must not run a For; Close on nil or a closed Pool
+// does nothing.
 func (p *Pool) Close() {
 	if p == nil {
 		return
 	}
-	for _, t := range p.tasks {
-		close(t)
-	}
+	p.closed.Do(func() {
+		for _, t := range p.tasks {
+			close(t)
+		}
+	})
 	p.alive.Wait()
 }

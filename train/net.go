@@ -75,7 +75,8 @@ type NetMambaClassifier struct {
 var _ Pooled = (*NetMambaClassifier)(nil)
 
 // Threads implements Pooled.
-func (c *NetMambaClassifier) Threads() int { return resolvedThreads(c.threads) }
+// A batch has at most batch flows, so at most that many workers.
+func (c *NetMambaClassifier) Threads() int { return min(resolvedThreads(c.threads), max(c.batch, 1)) }
 
 // UsePool implements Pooled.
 func (c *NetMambaClassifier) UsePool(p *kernels.Pool) {

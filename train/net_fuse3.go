@@ -28,7 +28,8 @@ type Fuse3Classifier struct {
 var _ Pooled = (*Fuse3Classifier)(nil)
 
 // Threads implements Pooled.
-func (c *Fuse3Classifier) Threads() int { return resolvedThreads(c.threads) }
+// A batch has at most batch flows, so at most that many workers.
+func (c *Fuse3Classifier) Threads() int { return min(resolvedThreads(c.threads), c.batch) }
 
 // UsePool implements Pooled.
 func (c *Fuse3Classifier) UsePool(p *kernels.Pool) {

@@ -111,8 +111,8 @@ func (pf *pipelineFlags) build(f *pflag.FlagSet, isLive, block, noModel bool) (*
 		QueueLen: pf.queue, Block: block, EmitEarly: pf.emitEarly,
 		IdleTimeout: pf.idle, ActiveTimeout: pf.active, WorkerSetup: pf.workerSetup,
 	}
-	if pf.workerCPU != nil && pf.workerSetup != nil {
-		opts.HelperRun = func(run func()) { addThreadCPU(pf.workerCPU, run) }
+	if total := pf.workerCPU; total != nil && pf.workerSetup != nil && !pf.stream {
+		opts.HelperRun = func(run func()) { addThreadCPU(total, run) }
 	}
 	if pf.idle < 0 || pf.active < 0 {
 		return nil, "", fmt.Errorf("--idle-timeout %v, --active-timeout %v: must be >= 0 (0 = off)", pf.idle, pf.active)

@@ -55,7 +55,8 @@ flow-table cap, printed at start; --max-flows overrides); the bound also holds
 --upload-slots uploads (default 1; each its body, 8× that gzip-decompressed, and its flow
 table) and the recent results: lower --max-upload to leave more to live flows. Every
 thread that runs a model (live and upload classifier workers, with --threads > 1 each
-worker's pool) runs at nice +10 so that the model never starves capture. Uploads
+worker's pool) runs at nice +10 so that the model never starves capture (the live CPU
+figures count the live classifier as classifier, uploads as other). Uploads
 beyond the slots wait up to 30 s for one, then get 503 with Retry-After. An upload's JSON
 response is beyond the bound. At shutdown, uploads in progress get 5 s to finish, then
 stop reading and answer 503 (the flows they read are still classified and sent

@@ -27,7 +27,7 @@
 //	x = x + (u[:, :F] ⊙ GELU(u[:, F:]))·W2ᵀ + b2
 //
 // Every layer has an explicit forward and backward. Flows are independent,
-// so a batch is processed flow by flow on kernels.ParallelFor workers, each
+// so a batch is processed flow by flow on parallel workers (Workspace.Pool), each
 // with its own activations, scratch and gradient buffer; training runs
 // forward and backward of a flow back to back, so activations are held for
 // one flow per worker, not for the whole batch. Training entry points:

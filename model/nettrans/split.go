@@ -80,7 +80,7 @@ func (ws *Workspace) growStash(m *Model, n int) int {
 }
 
 // stashSlot returns the stash entry of flow i, run by worker w of the
-// ParallelFor over ws.saved.N flows, or -1 when its activations are not
+// parallel loop over ws.saved.N flows, or -1 when its activations are not
 // stashed. The stashN entries are shared out evenly among the workers
 // (the first flows of each worker's contiguous block), so that the
 // recomputed flows are spread over all workers too.
