@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"strings"
 
 	"github.com/netmamba/netmamba/checkpoint"
@@ -109,6 +110,45 @@ func InitFrom(params []*Param, ts map[string]*checkpoint.Tensor, seed uint64) (*
 			clear(p.Data)
 		}
 	}
+	return rep, nil
+}
+
+// ContinueFrom copies every tensor of ts into the parameter of the same
+// official name and shape (pretrain --init: a new MAE schedule starting
+// from earlier weights, e.g. more epochs on the same corpus, or adaptation
+// of an encoder to one's own traffic). Parameters the checkpoint lacks are
+// left at their initialisation and reported in Kept; that is an error
+// unless allowMissing (a classifier checkpoint has no decoder). A tensor of
+// the right name but another shape or dtype is always an error, and so is a
+// checkpoint that supplies no parameter at all.
+func ContinueFrom(params []*Param, ts map[string]*checkpoint.Tensor, allowMissing bool) (*InitReport, error) {
+	rep := &InitReport{}
+	used := map[string]bool{}
+	for _, p := range params {
+		t := ts[p.Name]
+		if t == nil {
+			rep.Kept = append(rep.Kept, p.Name)
+			continue
+		}
+		if t.DType != "F32" || len(t.F32) != len(p.Data) {
+			return nil, fmt.Errorf("train: --init tensor %s is %s%v, the model wants F32%v", p.Name, t.DType, t.Shape, p.Shape)
+		}
+		copy(p.Data, t.F32)
+		used[p.Name] = true
+		rep.Loaded = append(rep.Loaded, p.Name)
+	}
+	if len(rep.Loaded) == 0 {
+		return nil, fmt.Errorf("train: --init checkpoint has none of the model's %d parameters (another architecture?)", len(params))
+	}
+	if len(rep.Kept) > 0 && !allowMissing {
+		return nil, fmt.Errorf("train: --init checkpoint lacks %d of the model's parameters (first: %s)", len(rep.Kept), rep.Kept[0])
+	}
+	for name := range ts {
+		if !used[name] {
+			rep.Skipped = append(rep.Skipped, name)
+		}
+	}
+	sort.Strings(rep.Skipped)
 	return rep, nil
 }
 

@@ -488,3 +488,26 @@ func TestShiftedBatchFill(t *testing.T) {
 		t.Fatal("no packet was shifted: the check is vacuous")
 	}
 }
+
+// TestContinueFromRefusesPartialCheckpoints: a checkpoint that lacks some of
+// the model's parameters is refused unless allowMissing (then the missing
+// ones are reported as kept), and one with none of them always is.
+func TestContinueFromRefusesPartialCheckpoints(t *testing.T) {
+	m, err := model.NewRandom(arch.Config{Task: "pretrain", EmbedDim: 16, Depth: 1, ByteLength: 400, DecoderEmbedDim: 16, DecoderDepth: 1}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewNetMambaMAE(m, 8, 1, 0)
+	ts := ParamTensors(p.Params())
+	delete(ts, "mask_token")
+	if _, err := ContinueFrom(p.Params(), ts, false); err == nil || !strings.Contains(err.Error(), "lacks 1 of") {
+		t.Errorf("checkpoint without mask_token: error %v, want a refusal", err)
+	}
+	rep, err := ContinueFrom(p.Params(), ts, true)
+	if err != nil || len(rep.Kept) != 1 || rep.Kept[0] != "mask_token" || len(rep.Loaded) != len(p.Params())-1 {
+		t.Errorf("allowMissing: report %+v, error %v; want mask_token kept, the rest loaded", rep, err)
+	}
+	if _, err := ContinueFrom(p.Params(), nil, true); err == nil {
+		t.Error("empty checkpoint accepted")
+	}
+}

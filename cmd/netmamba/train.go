@@ -169,8 +169,9 @@ func saveModel(path string, params []*train.Param, cfg arch.Config, classes []st
 
 func newPretrainCmd() *cobra.Command {
 	var (
-		f     trainFlags
-		steps int
+		f        trainFlags
+		steps    int
+		initPath string
 	)
 	c := &cobra.Command{
 		Use:   "pretrain --data DATASET... --steps N -o MODEL",
@@ -180,6 +181,9 @@ decay 0.05, lr = blr·batch/256 with blr 1e-3, batch 128, warm-up then per-itera
 half-cosine to 0, mask ratio 0.9, drop-path 0.1) on the flows of the given datasets
 (labels are ignored) for exactly --steps optimiser steps (the cosine spans them), or for
 --epochs whole epochs.
+--init FILE starts from the weights of an earlier checkpoint (a pre-training output, or
+a classifier, whose decoder then starts from its initialisation) with a fresh optimiser
+and schedule: more epochs on the same corpus, or adaptation of an encoder to new traffic.
 The output holds the encoder and decoder under the official names; finetune --init
 reads its encoder.`,
 		Args: cobra.NoArgs,
@@ -194,6 +198,23 @@ reads its encoder.`,
 			cfg, err := f.config()
 			if err != nil {
 				return err
+			}
+			var initFile *checkpoint.File
+			var initMeta *checkpoint.Meta
+			if initPath != "" {
+				if initFile, err = checkpoint.Load(initPath); err != nil {
+					return err
+				}
+				if initMeta, err = checkpoint.ParseMeta(initFile.Metadata); err != nil {
+					return fmt.Errorf("pretrain: --init %s: %w", initPath, err)
+				}
+				if cfg, err = initConfig(cmd, cfg, initPath, initFile); err != nil {
+					return err
+				}
+				if c := initMeta.Config; c != nil && c.Task == "pretrain" {
+					// the decoder too: its weights are continued
+					cfg.DecoderEmbedDim, cfg.DecoderDepth, cfg.MaskRatio = c.DecoderEmbedDim, c.DecoderDepth, c.MaskRatio
+				}
 			}
 			d, err := train.LoadData(f.data...)
 			if err != nil {
@@ -210,6 +231,15 @@ reads its encoder.`,
 			p, cfg, err := train.NewPretrainer(cfg, f.seed, o.Batch, f.threads, f.dropPath)
 			if err != nil {
 				return err
+			}
+			if initFile != nil && !f.resume {
+				fromClassifier := initMeta.Config == nil || initMeta.Config.Task != "pretrain"
+				rep, err := train.ContinueFrom(p.Params(), initFile.Tensors, fromClassifier)
+				if err != nil {
+					return fmt.Errorf("pretrain: --init %s: %w", initPath, err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "pretrain: --init %s: %d tensors loaded, %d left at their initialisation, %d unused\n",
+					initPath, len(rep.Loaded), len(rep.Kept), len(rep.Skipped))
 			}
 			ro, done := f.runOptions(statePath, 0)
 			o.RunOptions = ro
@@ -235,6 +265,7 @@ reads its encoder.`,
 	f.register(c.Flags(), 128, 1e-3)
 	c.Flags().IntVar(&steps, "steps", 1000, "optimiser steps")
 	c.Flags().IntVar(&f.epochs, "epochs", 0, "epochs (overrides --steps)")
+	c.Flags().StringVar(&initPath, "init", "", "checkpoint to continue from (pre-training output or classifier; fresh optimiser and schedule)")
 	return c
 }
 

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/netmamba/netmamba/checkpoint"
+)
+
+// TestPretrainInit: pretrain --init starts from the checkpoint's weights.
+// With a zero learning rate (AdamW then moves nothing, weight decay
+// included) the output must hold exactly the checkpoint's tensors: every
+// encoder and decoder tensor of a pre-training output, although the run
+// uses another seed and takes its width and depth from the file; from a
+// classifier, its encoder tensors, with the decoder at its initialisation
+// (reported). A checkpoint of another width is refused.
+func TestPretrainInit(t *testing.T) {
+	dir := t.TempDir()
+	ds := filepath.Join(dir, "valid.nmds")
+	runCLI(t, "prep", "-q", "-o", ds, prepNdpiApp+"/valid")
+	tiny := []string{"--data", ds, "--batch", "16", "--threads", "1", "--quiet"}
+	pre := filepath.Join(dir, "pre.safetensors")
+	runCLI(t, append([]string{"pretrain", "--steps", "2", "--embed-dim", "8", "--depth", "1", "--seed", "1", "-o", pre}, tiny...)...)
+	load := func(path string) map[string]*checkpoint.Tensor {
+		t.Helper()
+		f, err := checkpoint.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.Tensors
+	}
+	// equalTensors reports how many of want's tensors got holds unchanged.
+	equalTensors := func(got, want map[string]*checkpoint.Tensor) (same int, differ []string) {
+		for name, w := range want {
+			g := got[name]
+			if g != nil && slices.Equal(g.F32, w.F32) {
+				same++
+			} else {
+				differ = append(differ, name)
+			}
+		}
+		return same, differ
+	}
+
+	cont := filepath.Join(dir, "cont.safetensors")
+	_, errs := runCLIErr(t, append([]string{"pretrain", "--init", pre, "--steps", "1", "--blr", "0", "--seed", "2", "-o", cont}, tiny...)...)
+	want := load(pre)
+	got := load(cont)
+	if same, differ := equalTensors(got, want); len(differ) > 0 || len(got) != len(want) {
+		t.Errorf("continued from a pre-training output with lr 0: %d of %d tensors unchanged, %d tensors written; differ: %v", same, len(want), len(got), differ)
+	}
+	if note := "pretrain: --init " + pre + ": " + strconv.Itoa(len(want)) + " tensors loaded, 0 left at their initialisation, 0 unused"; !strings.Contains(errs, note) {
+		t.Errorf("stderr %q, want %q", errs, note)
+	}
+
+	cls := filepath.Join(dir, "cls.safetensors")
+	runCLI(t, append([]string{"finetune", "--init", pre, "--valid", ds, "--epochs", "1", "-o", cls}, tiny...)...)
+	fromCls := filepath.Join(dir, "fromcls.safetensors")
+	_, errs = runCLIErr(t, append([]string{"pretrain", "--init", cls, "--steps", "1", "--blr", "0", "-o", fromCls}, tiny...)...)
+	clsT, got := load(cls), load(fromCls)
+	encoder := map[string]*checkpoint.Tensor{}
+	var decoder int
+	for name, tn := range clsT {
+		if !strings.HasPrefix(name, "head.") {
+			encoder[name] = tn
+		}
+	}
+	for name := range got {
+		if clsT[name] == nil {
+			decoder++
+		}
+	}
+	if same, differ := equalTensors(got, encoder); len(differ) > 0 || decoder == 0 {
+		t.Errorf("continued from a classifier with lr 0: %d of %d encoder tensors unchanged (differ: %v), %d tensors not in the classifier", same, len(encoder), differ, decoder)
+	}
+	if note := strconv.Itoa(len(encoder)) + " tensors loaded, " + strconv.Itoa(decoder) + " left at their initialisation, 2 unused"; !strings.Contains(errs, note) {
+		t.Errorf("stderr %q, want %q (the head's 2 tensors unused)", errs, note)
+	}
+
+	err := runCLIFail(t, append([]string{"pretrain", "--init", pre, "--steps", "1", "--embed-dim", "16", "-o", filepath.Join(dir, "x.safetensors")}, tiny...)...)
+	if err == nil || !strings.Contains(err.Error(), "the model wants F32") {
+		t.Errorf("--init of width 8 with --embed-dim 16: error %v, want a shape mismatch", err)
+	}
+}
