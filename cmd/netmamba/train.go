@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -152,6 +153,33 @@ func reprMetaOf(s dataset.Settings) checkpoint.ReprMeta {
 	return checkpoint.ReprMeta{Direction: dir, Compat: s.Compat, Debias: debias, SizeMode: "unsigned"}
 }
 
+// warnInitRepr warns (on w, one line) when the --init checkpoint at path
+// was trained on byte views built unlike d's, so that its encoder would
+// start on another representation (e.g. the default model's five debias
+// strategies against plain prep's zero_ip). Checkpoints that record no
+// representation are not checked.
+func warnInitRepr(w io.Writer, prefix, path string, rm checkpoint.ReprMeta, d *train.Data) {
+	if rm.Direction == "" {
+		return
+	}
+	have := reprMetaOf(d.Settings)
+	if rm.SizeMode == "" {
+		rm.SizeMode = have.SizeMode
+	}
+	if sameRepr(rm, have) {
+		return
+	}
+	describe := func(r checkpoint.ReprMeta) string {
+		s := "direction " + r.Direction + ", debias " + strings.Join(r.Debias, ",")
+		if r.Compat != "" {
+			s += ", compat " + r.Compat
+		}
+		return s
+	}
+	fmt.Fprintf(w, "%s: warning: --init %s was trained on byte views with %s, %s was built with %s: the encoder starts on another representation (rebuild the data with the checkpoint's prep settings)\n",
+		prefix, path, describe(rm), d.Path, describe(have))
+}
+
 // saveModel writes params with netmamba metadata.
 func saveModel(path string, params []*train.Param, cfg arch.Config, classes []string, rm checkpoint.ReprMeta, data string, seed uint64) error {
 	s := int64(seed)
@@ -219,6 +247,9 @@ reads its encoder.`,
 			d, err := train.LoadData(f.data...)
 			if err != nil {
 				return err
+			}
+			if initMeta != nil {
+				warnInitRepr(cmd.ErrOrStderr(), "pretrain", initPath, initMeta.Repr, d)
 			}
 			o := train.DefaultPretrain()
 			o.Batch, o.BLR, o.WeightDecay, o.Steps = f.batch, f.blr, f.wd, steps
@@ -323,6 +354,11 @@ the chosen model is evaluated once on the test set.`,
 			}
 			if len(d.Classes) == 0 {
 				return fmt.Errorf("finetune: %s has no class map (unlabelled data)", d.Path)
+			}
+			if initFile != nil {
+				if meta, err := checkpoint.ParseMeta(initFile.Metadata); err == nil {
+					warnInitRepr(cmd.ErrOrStderr(), "finetune", initPath, meta.Repr, d)
+				}
 			}
 			if fraction < 1 && d.Settings.Windows > 1 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "finetune: warning: --fraction %g picks rows of %s, which was built with --windows %d: a flow's windows count as flows and may be kept without their flow\n",

@@ -16,7 +16,8 @@ import (
 // encoder and decoder tensor of a pre-training output, although the run
 // uses another seed and takes its width and depth from the file; from a
 // classifier, its encoder tensors, with the decoder at its initialisation
-// (reported). A checkpoint of another width is refused.
+// (reported). Data built with other prep settings than the checkpoint's
+// are warned about. A checkpoint of another width is refused.
 func TestPretrainInit(t *testing.T) {
 	dir := t.TempDir()
 	ds := filepath.Join(dir, "valid.nmds")
@@ -78,6 +79,27 @@ func TestPretrainInit(t *testing.T) {
 	}
 	if note := strconv.Itoa(len(encoder)) + " tensors loaded, " + strconv.Itoa(decoder) + " left at their initialisation, 2 unused"; !strings.Contains(errs, note) {
 		t.Errorf("stderr %q, want %q (the head's 2 tensors unused)", errs, note)
+	}
+
+	if strings.Contains(errs, "warning") {
+		t.Errorf("same representation: stderr %q, want no warning", errs)
+	}
+	// Data built with other prep settings than the checkpoint's: one warning
+	// from pretrain and from finetune.
+	other := filepath.Join(dir, "other.nmds")
+	runCLI(t, "prep", "-q", "--debias", modelDebias, "-o", other, prepNdpiApp+"/valid")
+	for _, cmd := range []string{"pretrain", "finetune"} {
+		args := []string{cmd, "--init", pre, "--data", other, "--batch", "16", "--threads", "1", "--quiet", "-o", filepath.Join(dir, cmd+"-other.safetensors")}
+		if cmd == "pretrain" {
+			args = append(args, "--steps", "1")
+		} else {
+			args = append(args, "--epochs", "1", "--valid", other)
+		}
+		_, errs := runCLIErr(t, args...)
+		want := cmd + ": warning: --init " + pre + " was trained on byte views with direction bi, debias zero_ip, " + other + " was built with direction bi, debias "
+		if !strings.Contains(errs, want) || strings.Count(errs, "warning") != 1 {
+			t.Errorf("%s on data built with --debias %s: stderr %q, want one warning %q…", cmd, modelDebias, errs, want)
+		}
 	}
 
 	err := runCLIFail(t, append([]string{"pretrain", "--init", pre, "--steps", "1", "--embed-dim", "16", "-o", filepath.Join(dir, "x.safetensors")}, tiny...)...)
