@@ -5,6 +5,16 @@ import (
 	"sync"
 )
 
+// Threads resolves a worker count as the --threads flags mean it: threads
+// itself, or runtime.GOMAXPROCS(0) (every CPU the scheduler uses) when
+// threads <= 0.
+func Threads(threads int) int {
+	if threads <= 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return threads
+}
+
 // ParallelFor calls fn(worker, i) for every i in [0, n) on up to threads
 // goroutines (threads <= 0 means runtime.GOMAXPROCS(0)). worker is in
 // [0, threads) and identifies the goroutine, so callers can give each
@@ -12,9 +22,7 @@ import (
 // blocks: worker w gets i in [w·n/threads, (w+1)·n/threads), so the
 // assignment is deterministic for a given n and threads.
 func ParallelFor(n, threads int, fn func(worker, i int)) {
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
+	threads = Threads(threads)
 	if threads > n {
 		threads = n
 	}

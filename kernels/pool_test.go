@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"runtime"
 	"sync/atomic"
 	"testing"
 )
@@ -79,5 +80,15 @@ func BenchmarkPoolFor(b *testing.B) {
 	x := make([]float32, 64)
 	for b.Loop() {
 		p.For(64, 2, func(_, i int) { x[i]++ })
+	}
+}
+
+// TestThreads: a positive count is kept; 0 or less means GOMAXPROCS.
+func TestThreads(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	for _, c := range [][2]int{{0, 3}, {-1, 3}, {1, 1}, {5, 5}} {
+		if got := Threads(c[0]); got != c[1] {
+			t.Errorf("Threads(%d) = %d with GOMAXPROCS 3, want %d", c[0], got, c[1])
+		}
 	}
 }

@@ -485,9 +485,7 @@ type fuse3Flow struct {
 // saved activations per flow (about 4.5 MB per flow for the 443-token
 // classifier) and a gradient set per worker.
 func (m *Fuse3) NewWorkspace(batch, threads int, train bool) *Fuse3Workspace {
-	if threads <= 0 {
-		threads = runtimeThreads()
-	}
+	threads = kernels.Threads(threads)
 	threads = max(1, min(threads, batch))
 	ws := &Fuse3Workspace{Batch: batch, Threads: threads, m: m, train: train, errs: make([]error, batch)}
 	ed := encoderDims(m.Cfg)

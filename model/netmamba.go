@@ -159,9 +159,7 @@ type flowState struct {
 // adds what ForwardTrain/Backward need (saved activations per flow and a
 // gradient set per worker).
 func (m *Model) NewWorkspace(batch, threads int, train bool) *Workspace {
-	if threads <= 0 {
-		threads = runtimeThreads()
-	}
+	threads = kernels.Threads(threads)
 	if threads > batch {
 		threads = batch
 	}

@@ -1,5 +1,2 @@
 package model
 
-import "runtime"
-
-func runtimeThreads() int { return runtime.GOMAXPROCS(0) }

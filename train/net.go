@@ -3,7 +3,6 @@ package train
 import (
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 
 	"github.com/netmamba/netmamba/kernels"
 	"github.com/netmamba/netmamba/model"
@@ -48,15 +47,6 @@ type Pooled interface {
 	UsePool(p *kernels.Pool)
 }
 
-// resolvedThreads is a workspace's worker count for threads (<= 0:
-// GOMAXPROCS, as the models' NewWorkspace).
-func resolvedThreads(threads int) int {
-	if threads <= 0 {
-		return runtime.GOMAXPROCS(0)
-	}
-	return threads
-}
-
 // NetMambaClassifier adapts a NetMamba byte classifier (model.Model) to
 // Classifier.
 type NetMambaClassifier struct {
@@ -76,7 +66,7 @@ var _ Pooled = (*NetMambaClassifier)(nil)
 
 // Threads implements Pooled.
 // A batch has at most batch flows, so at most that many workers.
-func (c *NetMambaClassifier) Threads() int { return min(resolvedThreads(c.threads), max(c.batch, 1)) }
+func (c *NetMambaClassifier) Threads() int { return min(kernels.Threads(c.threads), max(c.batch, 1)) }
 
 // UsePool implements Pooled.
 func (c *NetMambaClassifier) UsePool(p *kernels.Pool) {

@@ -29,7 +29,7 @@ var _ Pooled = (*Fuse3Classifier)(nil)
 
 // Threads implements Pooled.
 // A batch has at most batch flows, so at most that many workers.
-func (c *Fuse3Classifier) Threads() int { return min(resolvedThreads(c.threads), c.batch) }
+func (c *Fuse3Classifier) Threads() int { return min(kernels.Threads(c.threads), c.batch) }
 
 // UsePool implements Pooled.
 func (c *Fuse3Classifier) UsePool(p *kernels.Pool) {

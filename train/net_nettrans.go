@@ -64,7 +64,7 @@ func NewNetTransClassifier(m *nettrans.Model, batch, threads int, dropPath float
 
 // Threads implements Pooled.
 // A batch has at most batch flows, so at most that many workers.
-func (c *NetTransClassifier) Threads() int { return min(resolvedThreads(c.threads), c.batch) }
+func (c *NetTransClassifier) Threads() int { return min(kernels.Threads(c.threads), c.batch) }
 
 // UsePool implements Pooled.
 func (c *NetTransClassifier) UsePool(p *kernels.Pool) {

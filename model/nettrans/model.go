@@ -384,9 +384,7 @@ func (wk *worker) drawMasksInto(acts *activations, opt TrainOptions, i int) {
 // also grows, on its first ForwardTrain, a stash of per-flow activations
 // of up to StashBytes (DefaultStashBytes).
 func (m *Model) NewWorkspace(threads int, train bool) *Workspace {
-	if threads <= 0 {
-		threads = runtimeThreads()
-	}
+	threads = kernels.Threads(threads)
 	ws := &Workspace{Threads: threads, m: m, train: train, StashBytes: DefaultStashBytes}
 	for w := 0; w < threads; w++ {
 		wk := &worker{attn: kernels.NewAttentionScratch(), pcg: rand.NewPCG(0, 0), held: -1,

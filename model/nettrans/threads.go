@@ -1,5 +1,0 @@
-package nettrans
-
-import "runtime"
-
-func runtimeThreads() int { return runtime.GOMAXPROCS(0) }
