@@ -401,7 +401,7 @@ func (g *Grid) pretrain(v Variant, d *train.Data, path string) (*PretrainCost, e
 	if err != nil {
 		return nil, err
 	}
-	meta := &checkpoint.Meta{FormatVersion: checkpoint.FormatVersion, Config: &cfg, Repr: reprOf(d),
+	meta := &checkpoint.Meta{FormatVersion: checkpoint.FormatVersion, Config: &cfg, Repr: train.ReprMeta(d.Settings),
 		Prov: checkpoint.ProvMeta{Data: strings.Join(g.PretrainData, ","), Seed: ptr(int64(0)), Command: "ablate pretrain " + v.Name}}
 	if err := checkpoint.WriteSafetensors(path, &checkpoint.File{Tensors: train.ParamTensors(p.Params()), Metadata: meta.Map()}, checkpoint.WriteOptions{}); err != nil {
 		return nil, err
@@ -471,7 +471,11 @@ func (r *runner) finetune(j job, progress string) (*Run, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := train.InitFrom(net.Params(), ck.Tensors, seed); err != nil {
+		pretrainOnly, err := train.PretrainOnly(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := train.InitFrom(net.Params(), ck.Tensors, seed, pretrainOnly); err != nil {
 			return nil, err
 		}
 	}
@@ -488,7 +492,7 @@ func (r *runner) finetune(j job, progress string) (*Run, error) {
 	}
 	modelPath := filepath.Join(g.OutDir, name+".safetensors")
 	meta := &checkpoint.Meta{FormatVersion: checkpoint.FormatVersion, Config: &cfg, Classes: tr.Classes,
-		Repr: reprOf(tr), Prov: checkpoint.ProvMeta{Data: g.Train, Seed: ptr(int64(seed)), Command: "ablate " + name}}
+		Repr: train.ReprMeta(tr.Settings), Prov: checkpoint.ProvMeta{Data: g.Train, Seed: ptr(int64(seed)), Command: "ablate " + name}}
 	if err := checkpoint.WriteSafetensors(modelPath, &checkpoint.File{Tensors: train.ParamTensors(net.Params()), Metadata: meta.Map()}, checkpoint.WriteOptions{}); err != nil {
 		return nil, err
 	}
@@ -726,15 +730,6 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
-}
-
-// reprOf is the representation settings a model trained on d expects.
-func reprOf(d *train.Data) checkpoint.ReprMeta {
-	dir := d.Settings.Direction
-	if dir == "" {
-		dir = "bi"
-	}
-	return checkpoint.ReprMeta{Direction: dir, Compat: d.Settings.Compat, SizeMode: "unsigned"}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 
@@ -64,22 +65,91 @@ func ParamTensors(params []*Param) map[string]*checkpoint.Tensor {
 	return ts
 }
 
-// InitReport says what InitFrom loaded.
+// InitReport says what InitFrom or ContinueFrom loaded.
 type InitReport struct {
 	Loaded  []string // parameters copied from the checkpoint
-	Skipped []string // checkpoint tensors not used (decoder, pre-training heads, mismatched shapes)
-	Kept    []string // parameters left at their initialisation (the head)
+	Skipped []string // checkpoint tensors not used (decoder, pre-training heads, a classifier's head)
+	Kept    []string // parameters left at their initialisation (the head; a decoder)
+}
+
+// PretrainOnly returns the names of the parameters that a pre-training
+// model of cfg has and a classifier of cfg lacks: the decoder, the mask
+// token and the pre-training prediction layers. A pre-training checkpoint
+// brings them beyond the encoder; a classifier checkpoint cannot supply
+// them. cfg.Task and cfg.NumClasses are ignored.
+func PretrainOnly(cfg arch.Config) (map[string]bool, error) {
+	cfg.NumClasses = max(cfg.NumClasses, 2)
+	p, _, err := NewPretrainer(cfg, 0, 1, 1, 0)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Task = ""
+	c, _, err := NewClassifier(cfg, 0, 1, 1, 0)
+	if err != nil {
+		return nil, err
+	}
+	inClassifier := map[string]bool{}
+	for _, q := range c.Params() {
+		inClassifier[q.Name] = true
+	}
+	only := map[string]bool{}
+	for _, q := range p.Params() {
+		if !inClassifier[q.Name] {
+			only[q.Name] = true
+		}
+	}
+	return only, nil
+}
+
+// isHead reports whether name is a classifier head tensor.
+func isHead(name string) bool { return strings.HasPrefix(name, "head.") }
+
+// loadTensor copies the checkpoint tensor t into p, or says why not. The
+// shapes must agree up to size-1 dimensions (a cls_token of [1 1 D] or [D]).
+func loadTensor(p *Param, t *checkpoint.Tensor) error {
+	if t.DType != "F32" || len(t.F32) != len(p.Data) || !slices.Equal(squeeze(t.Shape), squeeze(p.Shape)) {
+		return fmt.Errorf("train: --init tensor %s is %s%v, the model wants F32%v", p.Name, t.DType, t.Shape, p.Shape)
+	}
+	copy(p.Data, t.F32)
+	return nil
+}
+
+// squeeze drops the size-1 dimensions of shape.
+func squeeze(shape []int) []int {
+	out := make([]int, 0, len(shape))
+	for _, d := range shape {
+		if d != 1 {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// unusedTensors returns the checkpoint tensors not in used, sorted.
+func unusedTensors(ts map[string]*checkpoint.Tensor, used map[string]bool) []string {
+	var out []string
+	for name := range ts {
+		if !used[name] {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // InitFrom copies the encoder weights of a pre-trained checkpoint into the
 // classifier's parameters by official name (as the official fine-tune
 // loads a pre-training checkpoint), then re-initialises the head weight
 // with trunc_normal(std 2e-5) and its bias with 0 (SPEC §4).
-func InitFrom(params []*Param, ts map[string]*checkpoint.Tensor, seed uint64) (*InitReport, error) {
+// pretrainOnly (PretrainOnly of the classifier's config) names the
+// checkpoint tensors that may go unused besides a head; any other unused
+// tensor (a deeper encoder, another modality) is an error, as is a missing
+// or misshapen encoder tensor.
+func InitFrom(params []*Param, ts map[string]*checkpoint.Tensor, seed uint64, pretrainOnly map[string]bool) (*InitReport, error) {
 	rep := &InitReport{}
 	used := map[string]bool{}
 	for _, p := range params {
-		if strings.HasPrefix(p.Name, "head.") {
+		if isHead(p.Name) {
 			rep.Kept = append(rep.Kept, p.Name)
 			continue
 		}
@@ -87,16 +157,16 @@ func InitFrom(params []*Param, ts map[string]*checkpoint.Tensor, seed uint64) (*
 		if t == nil {
 			return nil, fmt.Errorf("train: --init checkpoint has no tensor %s (is it a pre-training checkpoint of the same architecture?)", p.Name)
 		}
-		if t.DType != "F32" || len(t.F32) != len(p.Data) {
-			return nil, fmt.Errorf("train: --init tensor %s is %s%v, the model wants F32%v", p.Name, t.DType, t.Shape, p.Shape)
+		if err := loadTensor(p, t); err != nil {
+			return nil, err
 		}
-		copy(p.Data, t.F32)
 		used[p.Name] = true
 		rep.Loaded = append(rep.Loaded, p.Name)
 	}
-	for name := range ts {
-		if !used[name] {
-			rep.Skipped = append(rep.Skipped, name)
+	rep.Skipped = unusedTensors(ts, used)
+	for _, name := range rep.Skipped {
+		if !isHead(name) && !pretrainOnly[name] {
+			return nil, fmt.Errorf("train: --init tensor %s is not part of this model (another depth or modalities than the checkpoint's?)", name)
 		}
 	}
 	r := rand.New(rand.NewPCG(seed, 0x68656164))
@@ -113,42 +183,40 @@ func InitFrom(params []*Param, ts map[string]*checkpoint.Tensor, seed uint64) (*
 	return rep, nil
 }
 
-// ContinueFrom copies every tensor of ts into the parameter of the same
-// official name and shape (pretrain --init: a new MAE schedule starting
-// from earlier weights, e.g. more epochs on the same corpus, or adaptation
-// of an encoder to one's own traffic). Parameters the checkpoint lacks are
-// left at their initialisation and reported in Kept; that is an error
-// unless allowMissing (a classifier checkpoint has no decoder). A tensor of
-// the right name but another shape or dtype is always an error, and so is a
-// checkpoint that supplies no parameter at all.
-func ContinueFrom(params []*Param, ts map[string]*checkpoint.Tensor, allowMissing bool) (*InitReport, error) {
+// ContinueFrom copies the checkpoint tensors ts into the pre-training
+// model's parameters of the same official name (pretrain --init: a new MAE
+// schedule starting from earlier weights, e.g. more epochs on the same
+// corpus, or adaptation of an encoder to one's own traffic).
+// With fromClassifier nil, ts is a pre-training checkpoint: every
+// parameter must be in it and every tensor used. Otherwise ts is a
+// classifier checkpoint and fromClassifier is PretrainOnly of the model's
+// config: exactly those parameters may be missing (left at their
+// initialisation and reported in Kept), and only the head goes unused.
+// A tensor of another shape is always an error.
+func ContinueFrom(params []*Param, ts map[string]*checkpoint.Tensor, fromClassifier map[string]bool) (*InitReport, error) {
 	rep := &InitReport{}
 	used := map[string]bool{}
 	for _, p := range params {
 		t := ts[p.Name]
 		if t == nil {
+			if fromClassifier == nil || !fromClassifier[p.Name] {
+				return nil, fmt.Errorf("train: --init checkpoint has no tensor %s (another architecture, depth or modalities?)", p.Name)
+			}
 			rep.Kept = append(rep.Kept, p.Name)
 			continue
 		}
-		if t.DType != "F32" || len(t.F32) != len(p.Data) {
-			return nil, fmt.Errorf("train: --init tensor %s is %s%v, the model wants F32%v", p.Name, t.DType, t.Shape, p.Shape)
+		if err := loadTensor(p, t); err != nil {
+			return nil, err
 		}
-		copy(p.Data, t.F32)
 		used[p.Name] = true
 		rep.Loaded = append(rep.Loaded, p.Name)
 	}
-	if len(rep.Loaded) == 0 {
-		return nil, fmt.Errorf("train: --init checkpoint has none of the model's %d parameters (another architecture?)", len(params))
-	}
-	if len(rep.Kept) > 0 && !allowMissing {
-		return nil, fmt.Errorf("train: --init checkpoint lacks %d of the model's parameters (first: %s)", len(rep.Kept), rep.Kept[0])
-	}
-	for name := range ts {
-		if !used[name] {
-			rep.Skipped = append(rep.Skipped, name)
+	rep.Skipped = unusedTensors(ts, used)
+	for _, name := range rep.Skipped {
+		if fromClassifier == nil || !isHead(name) {
+			return nil, fmt.Errorf("train: --init tensor %s is not part of this model (another depth or modalities than the checkpoint's?)", name)
 		}
 	}
-	sort.Strings(rep.Skipped)
 	return rep, nil
 }
 

@@ -2,7 +2,10 @@ package train
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
+	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/dataset"
 	"github.com/netmamba/netmamba/model"
 	"github.com/netmamba/netmamba/repr"
@@ -42,6 +45,11 @@ func LoadData(paths ...string) (*Data, error) {
 			d.Path = p
 			d.Settings = ds.Meta().Settings
 		} else {
+			if a, b := ReprMeta(d.Settings), ReprMeta(ds.Meta().Settings); !SameRepr(a, b) {
+				ds.Close()
+				return nil, fmt.Errorf("train: %s was built with %s, %s with %s: one model cannot learn both representations (prep them alike)",
+					p, DescribeRepr(b), d.Path, DescribeRepr(a))
+			}
 			d.Path += "," + p
 		}
 		var r dataset.Record
@@ -103,4 +111,50 @@ func sameStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// ReprMeta is the representation a model trained on a dataset built with
+// settings s expects (what its checkpoint records).
+func ReprMeta(s dataset.Settings) checkpoint.ReprMeta {
+	dir := s.Direction
+	if dir == "" {
+		dir = "bi"
+	}
+	debias := s.Debias
+	if len(debias) == 0 && s.Compat == "" {
+		debias = []string{"zero_ip"} // an empty list means NetMamba's default (repr.ParseDebias)
+	}
+	return checkpoint.ReprMeta{Direction: dir, Compat: s.Compat, Debias: debias, SizeMode: "unsigned"}
+}
+
+// SameRepr reports whether a and b describe the same byte views: equal
+// direction, compat and size mode, and debias lists that set the same
+// strategies (in any order; an empty list is NetMamba's zero_ip).
+func SameRepr(a, b checkpoint.ReprMeta) bool {
+	if a.Direction != b.Direction || a.Compat != b.Compat || a.SizeMode != b.SizeMode {
+		return false
+	}
+	da, errA := repr.ParseDebias(a.Debias)
+	db, errB := repr.ParseDebias(b.Debias)
+	if errA != nil || errB != nil {
+		return slices.Equal(a.Debias, b.Debias)
+	}
+	return slices.Equal(da.Names(), db.Names())
+}
+
+// DescribeRepr renders r for messages, with the debias strategies under
+// their canonical names.
+func DescribeRepr(r checkpoint.ReprMeta) string {
+	debias := strings.Join(r.Debias, ",")
+	if d, err := repr.ParseDebias(r.Debias); err == nil {
+		debias = strings.Join(d.Names(), ",")
+	}
+	s := "direction " + r.Direction + ", debias " + debias
+	if r.Compat != "" {
+		s += ", compat " + r.Compat
+	}
+	if r.SizeMode != "" {
+		s += ", size mode " + r.SizeMode
+	}
+	return s
 }

@@ -4,14 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/netmamba/netmamba/checkpoint"
 	"github.com/netmamba/netmamba/eval"
 
 	"github.com/netmamba/netmamba/model"
@@ -489,25 +492,80 @@ func TestShiftedBatchFill(t *testing.T) {
 	}
 }
 
-// TestContinueFromRefusesPartialCheckpoints: a checkpoint that lacks some of
-// the model's parameters is refused unless allowMissing (then the missing
-// ones are reported as kept), and one with none of them always is.
-func TestContinueFromRefusesPartialCheckpoints(t *testing.T) {
-	m, err := model.NewRandom(arch.Config{Task: "pretrain", EmbedDim: 16, Depth: 1, ByteLength: 400, DecoderEmbedDim: 16, DecoderDepth: 1}, 5)
+// TestInitChecksTensorSets: pretrain --init (ContinueFrom) and finetune
+// --init (InitFrom) load only checkpoints that fit the model: from a
+// pre-training checkpoint every parameter, from a classifier exactly the
+// encoder (the decoder, PretrainOnly, stays initialised); a tensor the
+// model does not have (another depth), a missing encoder tensor, or
+// another shape of the same size is refused.
+func TestInitChecksTensorSets(t *testing.T) {
+	cfg := arch.Config{EmbedDim: 16, Depth: 1, ByteLength: 400, DecoderEmbedDim: 16, DecoderDepth: 1, NumClasses: 3}
+	pre, _, err := NewPretrainer(cfg, 5, 8, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := NewNetMambaMAE(m, 8, 1, 0)
-	ts := ParamTensors(p.Params())
-	delete(ts, "mask_token")
-	if _, err := ContinueFrom(p.Params(), ts, false); err == nil || !strings.Contains(err.Error(), "lacks 1 of") {
-		t.Errorf("checkpoint without mask_token: error %v, want a refusal", err)
+	cls, _, err := NewClassifier(cfg, 6, 8, 1, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	rep, err := ContinueFrom(p.Params(), ts, true)
-	if err != nil || len(rep.Kept) != 1 || rep.Kept[0] != "mask_token" || len(rep.Loaded) != len(p.Params())-1 {
-		t.Errorf("allowMissing: report %+v, error %v; want mask_token kept, the rest loaded", rep, err)
+	only, err := PretrainOnly(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := ContinueFrom(p.Params(), nil, true); err == nil {
-		t.Error("empty checkpoint accepted")
+	if !only["mask_token"] || !only["decoder_embed.weight"] || only["blocks.0.mixer.A_log"] || len(only) != len(pre.Params())-len(cls.Params())+2 {
+		t.Fatalf("PretrainOnly: %d names %v; want the decoder and mask token (%d pre-training, %d classifier parameters, 2 of them the head)",
+			len(only), only, len(pre.Params()), len(cls.Params()))
+	}
+	preTS, clsTS := ParamTensors(pre.Params()), ParamTensors(cls.Params())
+	without := func(ts map[string]*checkpoint.Tensor, name string) map[string]*checkpoint.Tensor {
+		out := maps.Clone(ts)
+		delete(out, name)
+		return out
+	}
+	with := func(ts map[string]*checkpoint.Tensor, name string, tn *checkpoint.Tensor) map[string]*checkpoint.Tensor {
+		out := maps.Clone(ts)
+		out[name] = tn
+		return out
+	}
+	deeper := &checkpoint.Tensor{DType: "F32", Shape: []int{16}, F32: make([]float32, 16)}
+	inProj := preTS["blocks.0.mixer.in_proj.weight"]
+	transposed := &checkpoint.Tensor{DType: "F32", Shape: []int{inProj.Shape[1], inProj.Shape[0]}, F32: inProj.F32}
+
+	if rep, err := ContinueFrom(pre.Params(), preTS, nil); err != nil || len(rep.Kept)+len(rep.Skipped) != 0 {
+		t.Errorf("pre-training checkpoint: report %+v, error %v; want every tensor loaded", rep, err)
+	}
+	if rep, err := ContinueFrom(pre.Params(), clsTS, only); err != nil || len(rep.Kept) != len(only) || !slices.Equal(rep.Skipped, []string{"head.bias", "head.weight"}) {
+		t.Errorf("classifier checkpoint: report %+v, error %v; want the decoder kept and the head unused", rep, err)
+	}
+	for _, c := range []struct {
+		name string
+		ts   map[string]*checkpoint.Tensor
+		only map[string]bool
+		want string
+	}{
+		{"pre-training checkpoint without mask_token", without(preTS, "mask_token"), nil, "no tensor mask_token"},
+		{"classifier checkpoint read as a pre-training one", clsTS, nil, "no tensor"},
+		{"classifier checkpoint without an encoder tensor", without(clsTS, "norm_f.weight"), only, "no tensor norm_f.weight"},
+		{"pre-training checkpoint of depth 2", with(preTS, "blocks.1.norm.weight", deeper), nil, "blocks.1.norm.weight is not part of this model"},
+		{"classifier checkpoint of depth 2", with(clsTS, "blocks.1.norm.weight", deeper), only, "blocks.1.norm.weight is not part of this model"},
+		{"transposed in_proj", with(preTS, "blocks.0.mixer.in_proj.weight", transposed), nil, "the model wants F32"},
+		{"empty checkpoint", nil, only, "no tensor cls_token"},
+	} {
+		if _, err := ContinueFrom(pre.Params(), c.ts, c.only); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ContinueFrom, %s: error %v, want %q", c.name, err, c.want)
+		}
+	}
+
+	if rep, err := InitFrom(cls.Params(), preTS, 1, only); err != nil || len(rep.Skipped) != len(only) {
+		t.Errorf("InitFrom a pre-training checkpoint: report %+v, error %v; want the decoder unused", rep, err)
+	}
+	if _, err := InitFrom(cls.Params(), clsTS, 1, only); err != nil {
+		t.Errorf("InitFrom a classifier checkpoint: %v", err)
+	}
+	if _, err := InitFrom(cls.Params(), with(preTS, "blocks.1.norm.weight", deeper), 1, only); err == nil || !strings.Contains(err.Error(), "blocks.1.norm.weight is not part of this model") {
+		t.Errorf("InitFrom a checkpoint of depth 2: error %v, want a refusal", err)
+	}
+	if _, err := InitFrom(cls.Params(), with(preTS, "blocks.0.mixer.in_proj.weight", transposed), 1, only); err == nil || !strings.Contains(err.Error(), "the model wants F32") {
+		t.Errorf("InitFrom a transposed in_proj: error %v, want a refusal", err)
 	}
 }

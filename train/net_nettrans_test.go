@@ -163,7 +163,11 @@ func TestNetTransPretrainAndInit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := InitFrom(net.Params(), ParamTensors(p.Params()), 1)
+		only, err := PretrainOnly(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := InitFrom(net.Params(), ParamTensors(p.Params()), 1, only)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -296,7 +296,7 @@ func loadEnsemble(paths []string, batch, threads int) ([]*train.Loaded, string, 
 			if !slices.Equal(l.Meta.Classes, first.Meta.Classes) || l.Net.NumClasses() != first.Net.NumClasses() {
 				return nil, "", fmt.Errorf("eval: ensemble members %s and %s have different classes (%v vs %v)", names[0], name, first.Meta.Classes, l.Meta.Classes)
 			}
-			if !sameRepr(l.Meta.Repr, first.Meta.Repr) {
+			if !train.SameRepr(l.Meta.Repr, first.Meta.Repr) {
 				return nil, "", fmt.Errorf("eval: ensemble members %s and %s were trained on different representations (%+v vs %+v)", names[0], name, first.Meta.Repr, l.Meta.Repr)
 			}
 		}
@@ -304,22 +304,6 @@ func loadEnsemble(paths []string, batch, threads int) ([]*train.Loaded, string, 
 		names = append(names, name)
 	}
 	return members, strings.Join(names, "+"), nil
-}
-
-// sameRepr reports whether two models read the same inputs: direction,
-// compat mode and size mode equal, and the same debias strategies (compared
-// by canonical name, so order, case and an empty list for zero_ip do not
-// matter).
-func sameRepr(a, b checkpoint.ReprMeta) bool {
-	if a.Direction != b.Direction || a.Compat != b.Compat || a.SizeMode != b.SizeMode {
-		return false
-	}
-	da, errA := repr.ParseDebias(a.Debias)
-	db, errB := repr.ParseDebias(b.Debias)
-	if errA != nil || errB != nil {
-		return slices.Equal(a.Debias, b.Debias)
-	}
-	return slices.Equal(da.Names(), db.Names())
 }
 
 // predictEnsemble returns the logits of one model on d (train.Predict), or

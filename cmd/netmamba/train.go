@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -136,21 +137,7 @@ func reprMeta(path string) (checkpoint.ReprMeta, error) {
 		return checkpoint.ReprMeta{}, err
 	}
 	defer ds.Close()
-	return reprMetaOf(ds.Meta().Settings), nil
-}
-
-// reprMetaOf is the representation a model trained on a dataset built with
-// settings s expects.
-func reprMetaOf(s dataset.Settings) checkpoint.ReprMeta {
-	dir := s.Direction
-	if dir == "" {
-		dir = "bi"
-	}
-	debias := s.Debias
-	if len(debias) == 0 && s.Compat == "" {
-		debias = []string{"zero_ip"} // an empty list means NetMamba's default (repr.ParseDebias)
-	}
-	return checkpoint.ReprMeta{Direction: dir, Compat: s.Compat, Debias: debias, SizeMode: "unsigned"}
+	return train.ReprMeta(ds.Meta().Settings), nil
 }
 
 // warnInitRepr warns (on w, one line) when the --init checkpoint at path
@@ -162,22 +149,15 @@ func warnInitRepr(w io.Writer, prefix, path string, rm checkpoint.ReprMeta, d *t
 	if rm.Direction == "" {
 		return
 	}
-	have := reprMetaOf(d.Settings)
+	have := train.ReprMeta(d.Settings)
 	if rm.SizeMode == "" {
 		rm.SizeMode = have.SizeMode
 	}
-	if sameRepr(rm, have) {
+	if train.SameRepr(rm, have) {
 		return
 	}
-	describe := func(r checkpoint.ReprMeta) string {
-		s := "direction " + r.Direction + ", debias " + strings.Join(r.Debias, ",")
-		if r.Compat != "" {
-			s += ", compat " + r.Compat
-		}
-		return s
-	}
 	fmt.Fprintf(w, "%s: warning: --init %s was trained on byte views with %s, %s was built with %s: the encoder starts on another representation (rebuild the data with the checkpoint's prep settings)\n",
-		prefix, path, describe(rm), d.Path, describe(have))
+		prefix, path, train.DescribeRepr(rm), d.Path, train.DescribeRepr(have))
 }
 
 // saveModel writes params with netmamba metadata.
@@ -229,6 +209,7 @@ reads its encoder.`,
 			}
 			var initFile *checkpoint.File
 			var initMeta *checkpoint.Meta
+			var initCfg arch.Config // the checkpoint's (recorded or inferred from its tensors)
 			if initPath != "" {
 				if initFile, err = checkpoint.Load(initPath); err != nil {
 					return err
@@ -236,12 +217,15 @@ reads its encoder.`,
 				if initMeta, err = checkpoint.ParseMeta(initFile.Metadata); err != nil {
 					return fmt.Errorf("pretrain: --init %s: %w", initPath, err)
 				}
-				if cfg, err = initConfig(cmd, cfg, initPath, initFile); err != nil {
+				if cfg, initCfg, err = initConfig(cmd, cfg, initPath, initFile); err != nil {
 					return err
 				}
-				if c := initMeta.Config; c != nil && c.Task == "pretrain" {
+				if initCfg.Task == "pretrain" {
 					// the decoder too: its weights are continued
-					cfg.DecoderEmbedDim, cfg.DecoderDepth, cfg.MaskRatio = c.DecoderEmbedDim, c.DecoderDepth, c.MaskRatio
+					cfg.DecoderEmbedDim, cfg.DecoderDepth = initCfg.DecoderEmbedDim, initCfg.DecoderDepth
+					if initCfg.MaskRatio > 0 {
+						cfg.MaskRatio = initCfg.MaskRatio
+					}
 				}
 			}
 			d, err := train.LoadData(f.data...)
@@ -264,7 +248,12 @@ reads its encoder.`,
 				return err
 			}
 			if initFile != nil && !f.resume {
-				fromClassifier := initMeta.Config == nil || initMeta.Config.Task != "pretrain"
+				var fromClassifier map[string]bool // nil: a pre-training checkpoint, every tensor needed
+				if initCfg.Task != "pretrain" {
+					if fromClassifier, err = train.PretrainOnly(cfg); err != nil {
+						return err
+					}
+				}
 				rep, err := train.ContinueFrom(p.Params(), initFile.Tensors, fromClassifier)
 				if err != nil {
 					return fmt.Errorf("pretrain: --init %s: %w", initPath, err)
@@ -344,7 +333,7 @@ the chosen model is evaluated once on the test set.`,
 				if initFile, err = checkpoint.Load(initPath); err != nil {
 					return err
 				}
-				if cfg, err = initConfig(cmd, cfg, initPath, initFile); err != nil {
+				if cfg, _, err = initConfig(cmd, cfg, initPath, initFile); err != nil {
 					return err
 				}
 			}
@@ -375,7 +364,7 @@ the chosen model is evaluated once on the test set.`,
 				if err := sameClasses(d, vd); err != nil {
 					return err
 				}
-				if err := alignRepr(cmd.ErrOrStderr(), "finetune", trainedOn, reprMetaOf(d.Settings), vd); err != nil {
+				if err := alignRepr(cmd.ErrOrStderr(), "finetune", trainedOn, train.ReprMeta(d.Settings), vd); err != nil {
 					return err
 				}
 			}
@@ -386,7 +375,7 @@ the chosen model is evaluated once on the test set.`,
 				if err := sameClasses(d, td); err != nil {
 					return err
 				}
-				if err := alignRepr(cmd.ErrOrStderr(), "finetune", trainedOn, reprMetaOf(d.Settings), td); err != nil {
+				if err := alignRepr(cmd.ErrOrStderr(), "finetune", trainedOn, train.ReprMeta(d.Settings), td); err != nil {
 					return err
 				}
 			}
@@ -409,11 +398,15 @@ the chosen model is evaluated once on the test set.`,
 				return err
 			}
 			if initFile != nil && !f.resume {
-				rep, err := train.InitFrom(net.Params(), initFile.Tensors, f.seed)
+				pretrainOnly, err := train.PretrainOnly(cfg)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "finetune: --init %s: %d tensors loaded, %d unused (decoder), head re-initialised\n",
+				rep, err := train.InitFrom(net.Params(), initFile.Tensors, f.seed, pretrainOnly)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "finetune: --init %s: %d tensors loaded, %d unused (decoder, head), head re-initialised\n",
 					initPath, len(rep.Loaded), len(rep.Skipped))
 			}
 			ro, done := f.runOptions(statePath, 0)
@@ -530,22 +523,24 @@ func keys(m map[string]bool) []string {
 // initConfig takes the architecture of a pre-trained checkpoint (its
 // netmamba.config metadata, else inferred from its tensors) for the flags
 // the user did not set, and checks the ones they did.
-func initConfig(cmd *cobra.Command, cfg arch.Config, path string, f *checkpoint.File) (arch.Config, error) {
+func initConfig(cmd *cobra.Command, cfg arch.Config, path string, f *checkpoint.File) (arch.Config, arch.Config, error) {
 	meta, err := checkpoint.ParseMeta(f.Metadata)
 	if err != nil {
-		return cfg, fmt.Errorf("--init %s: %w", path, err)
+		return cfg, cfg, fmt.Errorf("--init %s: %w", path, err)
 	}
 	var pc arch.Config
 	if meta.Config != nil {
 		pc = *meta.Config
 	} else if pc, err = checkpoint.InferConfig(f.Tensors); err != nil {
-		return cfg, fmt.Errorf("--init %s: %w", path, err)
+		return cfg, cfg, fmt.Errorf("--init %s: %w", path, err)
 	}
 	fl := cmd.Flags()
 	if !fl.Changed("arch") && !fl.Changed("modalities") {
 		cfg.Arch, cfg.Modalities = pc.Arch, pc.Modalities
 	} else if cfg.Arch != pc.Arch {
-		return cfg, fmt.Errorf("--init %s is a %q model, but --arch/--modalities ask for %q", path, pc.Arch, cfg.Arch)
+		return cfg, pc, fmt.Errorf("--init %s is a %q model, but --arch/--modalities ask for %q", path, pc.Arch, cfg.Arch)
+	} else if len(cfg.Modalities)+len(pc.Modalities) > 0 && !slices.Equal(cfg.Modalities, pc.Modalities) {
+		return cfg, pc, fmt.Errorf("--init %s reads modalities %s, but --modalities asks for %s", path, strings.Join(pc.Modalities, ","), strings.Join(cfg.Modalities, ","))
 	}
 	if !fl.Changed("embed-dim") {
 		cfg.EmbedDim = pc.EmbedDim
@@ -558,5 +553,5 @@ func initConfig(cmd *cobra.Command, cfg arch.Config, path string, f *checkpoint.
 	}
 	cfg.Stride, cfg.DState, cfg.DConv, cfg.Expand, cfg.DtRank, cfg.NumHeads, cfg.SeqLen =
 		pc.Stride, pc.DState, pc.DConv, pc.Expand, pc.DtRank, pc.NumHeads, pc.SeqLen
-	return cfg, nil
+	return cfg, pc, nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/model"
+	"github.com/netmamba/netmamba/model/arch"
 )
 
 // TestPretrainInit: pretrain --init starts from the checkpoint's weights.
@@ -16,8 +18,10 @@ import (
 // encoder and decoder tensor of a pre-training output, although the run
 // uses another seed and takes its width and depth from the file; from a
 // classifier, its encoder tensors, with the decoder at its initialisation
-// (reported). Data built with other prep settings than the checkpoint's
-// are warned about. A checkpoint of another width is refused.
+// (reported). A decoder of non-default size is continued as it is. Data
+// built with other prep settings than the checkpoint's are warned about. A
+// checkpoint of another width or depth is refused, and so are training
+// datasets built with different representations.
 func TestPretrainInit(t *testing.T) {
 	dir := t.TempDir()
 	ds := filepath.Join(dir, "valid.nmds")
@@ -96,14 +100,48 @@ func TestPretrainInit(t *testing.T) {
 			args = append(args, "--epochs", "1", "--valid", other)
 		}
 		_, errs := runCLIErr(t, args...)
-		want := cmd + ": warning: --init " + pre + " was trained on byte views with direction bi, debias zero_ip, " + other + " was built with direction bi, debias "
+		want := cmd + ": warning: --init " + pre + " was trained on byte views with direction bi, debias zero_ip, size mode unsigned, " + other + " was built with direction bi, debias "
 		if !strings.Contains(errs, want) || strings.Count(errs, "warning") != 1 {
 			t.Errorf("%s on data built with --debias %s: stderr %q, want one warning %q…", cmd, modelDebias, errs, want)
 		}
 	}
 
-	err := runCLIFail(t, append([]string{"pretrain", "--init", pre, "--steps", "1", "--embed-dim", "16", "-o", filepath.Join(dir, "x.safetensors")}, tiny...)...)
-	if err == nil || !strings.Contains(err.Error(), "the model wants F32") {
-		t.Errorf("--init of width 8 with --embed-dim 16: error %v, want a shape mismatch", err)
+	// A pre-training checkpoint with a decoder unlike the default (width 16,
+	// 1 block, mask ratio 0.75) continues with its own decoder.
+	m, err := model.NewRandom(arch.Config{Task: "pretrain", EmbedDim: 8, Depth: 1, DecoderEmbedDim: 16, DecoderDepth: 1, MaskRatio: 0.75}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := filepath.Join(dir, "small-decoder.safetensors")
+	if err := checkpoint.WriteSafetensors(small, &checkpoint.File{Tensors: m.Tensors(), Metadata: (&checkpoint.Meta{Config: &m.Cfg}).Map()}, checkpoint.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fromSmall := filepath.Join(dir, "from-small.safetensors")
+	runCLI(t, append([]string{"pretrain", "--init", small, "--steps", "1", "--blr", "0", "-o", fromSmall}, tiny...)...)
+	if same, differ := equalTensors(load(fromSmall), m.Tensors()); len(differ) > 0 {
+		t.Errorf("continued from a width-16 decoder with lr 0: %d tensors unchanged, differ: %v", same, differ)
+	}
+	f, err := checkpoint.Load(fromSmall)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta, err := checkpoint.ParseMeta(f.Metadata); err != nil || meta.Config == nil || meta.Config.DecoderEmbedDim != 16 || meta.Config.DecoderDepth != 1 || meta.Config.MaskRatio != 0.75 {
+		t.Errorf("continued model's config %+v (error %v), want decoder 16 × 1 block, mask ratio 0.75", meta.Config, err)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--init", pre, "--embed-dim", "16"}, "the model wants F32"},
+		{[]string{"--init", pre, "--depth", "2"}, "no tensor blocks.1."},
+		{[]string{"--init", cls, "--depth", "2"}, "no tensor blocks.1."},
+		{[]string{"--data", other}, "one model cannot learn both representations"},
+	} {
+		args := append([]string{"pretrain", "--steps", "1", "-o", filepath.Join(dir, "x.safetensors")}, tiny...)
+		err := runCLIFail(t, append(args, c.args...)...)
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("pretrain %v: error %v, want %q", c.args, err, c.want)
+		}
 	}
 }
