@@ -329,11 +329,12 @@ the chosen model is evaluated once on the test set.`,
 				return err
 			}
 			var initFile *checkpoint.File
+			var initCfg arch.Config // the checkpoint's (recorded or inferred from its tensors)
 			if initPath != "" {
 				if initFile, err = checkpoint.Load(initPath); err != nil {
 					return err
 				}
-				if cfg, _, err = initConfig(cmd, cfg, initPath, initFile); err != nil {
+				if cfg, initCfg, err = initConfig(cmd, cfg, initPath, initFile); err != nil {
 					return err
 				}
 			}
@@ -398,7 +399,9 @@ the chosen model is evaluated once on the test set.`,
 				return err
 			}
 			if initFile != nil && !f.resume {
-				pretrainOnly, err := train.PretrainOnly(cfg)
+				withDecoder := cfg // the decoder the checkpoint has, whose tensors go unused
+				withDecoder.DecoderEmbedDim, withDecoder.DecoderDepth = initCfg.DecoderEmbedDim, initCfg.DecoderDepth
+				pretrainOnly, err := train.PretrainOnly(withDecoder)
 				if err != nil {
 					return err
 				}

@@ -107,8 +107,9 @@ func TestPretrainInit(t *testing.T) {
 	}
 
 	// A pre-training checkpoint with a decoder unlike the default (width 16,
-	// 1 block, mask ratio 0.75) continues with its own decoder.
-	m, err := model.NewRandom(arch.Config{Task: "pretrain", EmbedDim: 8, Depth: 1, DecoderEmbedDim: 16, DecoderDepth: 1, MaskRatio: 0.75}, 3)
+	// 3 blocks, mask ratio 0.75) continues with its own decoder, and
+	// finetune --init leaves all of its decoder unused.
+	m, err := model.NewRandom(arch.Config{Task: "pretrain", EmbedDim: 8, Depth: 1, DecoderEmbedDim: 16, DecoderDepth: 3, MaskRatio: 0.75}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,9 +126,10 @@ func TestPretrainInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if meta, err := checkpoint.ParseMeta(f.Metadata); err != nil || meta.Config == nil || meta.Config.DecoderEmbedDim != 16 || meta.Config.DecoderDepth != 1 || meta.Config.MaskRatio != 0.75 {
-		t.Errorf("continued model's config %+v (error %v), want decoder 16 × 1 block, mask ratio 0.75", meta.Config, err)
+	if meta, err := checkpoint.ParseMeta(f.Metadata); err != nil || meta.Config == nil || meta.Config.DecoderEmbedDim != 16 || meta.Config.DecoderDepth != 3 || meta.Config.MaskRatio != 0.75 {
+		t.Errorf("continued model's config %+v (error %v), want decoder 16 × 3 blocks, mask ratio 0.75", meta.Config, err)
 	}
+	runCLI(t, append([]string{"finetune", "--init", small, "--valid", ds, "--epochs", "1", "-o", filepath.Join(dir, "cls-small.safetensors")}, tiny...)...)
 
 	for _, c := range []struct {
 		args []string
