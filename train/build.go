@@ -125,16 +125,41 @@ func squeeze(shape []int) []int {
 	return out
 }
 
-// unusedTensors returns the checkpoint tensors not in used, sorted.
-func unusedTensors(ts map[string]*checkpoint.Tensor, used map[string]bool) []string {
-	var out []string
+// loadParams copies the checkpoint tensors ts into params by name, the
+// loop InitFrom and ContinueFrom share. leave(name, present) says whether a
+// parameter stays at its initialisation (reported in Kept); a parameter
+// neither left nor in ts is an error, and so is a checkpoint tensor left
+// unused unless unusedOK(name).
+func loadParams(params []*Param, ts map[string]*checkpoint.Tensor, leave func(name string, present bool) bool, unusedOK func(name string) bool) (*InitReport, error) {
+	rep := &InitReport{}
+	used := map[string]bool{}
+	for _, p := range params {
+		t := ts[p.Name]
+		if leave(p.Name, t != nil) {
+			rep.Kept = append(rep.Kept, p.Name)
+			continue
+		}
+		if t == nil {
+			return nil, fmt.Errorf("train: --init checkpoint has no tensor %s (another architecture, depth or modalities?)", p.Name)
+		}
+		if err := loadTensor(p, t); err != nil {
+			return nil, err
+		}
+		used[p.Name] = true
+		rep.Loaded = append(rep.Loaded, p.Name)
+	}
 	for name := range ts {
 		if !used[name] {
-			out = append(out, name)
+			rep.Skipped = append(rep.Skipped, name)
 		}
 	}
-	sort.Strings(out)
-	return out
+	sort.Strings(rep.Skipped)
+	for _, name := range rep.Skipped {
+		if !unusedOK(name) {
+			return nil, fmt.Errorf("train: --init tensor %s is not part of this model (another depth or modalities than the checkpoint's?)", name)
+		}
+	}
+	return rep, nil
 }
 
 // InitFrom copies the encoder weights of a pre-trained checkpoint into the
@@ -146,28 +171,11 @@ func unusedTensors(ts map[string]*checkpoint.Tensor, used map[string]bool) []str
 // tensor (a deeper encoder, another modality) is an error, as is a missing
 // or misshapen encoder tensor.
 func InitFrom(params []*Param, ts map[string]*checkpoint.Tensor, seed uint64, pretrainOnly map[string]bool) (*InitReport, error) {
-	rep := &InitReport{}
-	used := map[string]bool{}
-	for _, p := range params {
-		if isHead(p.Name) {
-			rep.Kept = append(rep.Kept, p.Name)
-			continue
-		}
-		t := ts[p.Name]
-		if t == nil {
-			return nil, fmt.Errorf("train: --init checkpoint has no tensor %s (is it a pre-training checkpoint of the same architecture?)", p.Name)
-		}
-		if err := loadTensor(p, t); err != nil {
-			return nil, err
-		}
-		used[p.Name] = true
-		rep.Loaded = append(rep.Loaded, p.Name)
-	}
-	rep.Skipped = unusedTensors(ts, used)
-	for _, name := range rep.Skipped {
-		if !isHead(name) && !pretrainOnly[name] {
-			return nil, fmt.Errorf("train: --init tensor %s is not part of this model (another depth or modalities than the checkpoint's?)", name)
-		}
+	rep, err := loadParams(params, ts,
+		func(name string, _ bool) bool { return isHead(name) },
+		func(name string) bool { return isHead(name) || pretrainOnly[name] })
+	if err != nil {
+		return nil, err
 	}
 	r := rand.New(rand.NewPCG(seed, 0x68656164))
 	for _, p := range params {
@@ -194,30 +202,9 @@ func InitFrom(params []*Param, ts map[string]*checkpoint.Tensor, seed uint64, pr
 // initialisation and reported in Kept), and only the head goes unused.
 // A tensor of another shape is always an error.
 func ContinueFrom(params []*Param, ts map[string]*checkpoint.Tensor, fromClassifier map[string]bool) (*InitReport, error) {
-	rep := &InitReport{}
-	used := map[string]bool{}
-	for _, p := range params {
-		t := ts[p.Name]
-		if t == nil {
-			if fromClassifier == nil || !fromClassifier[p.Name] {
-				return nil, fmt.Errorf("train: --init checkpoint has no tensor %s (another architecture, depth or modalities?)", p.Name)
-			}
-			rep.Kept = append(rep.Kept, p.Name)
-			continue
-		}
-		if err := loadTensor(p, t); err != nil {
-			return nil, err
-		}
-		used[p.Name] = true
-		rep.Loaded = append(rep.Loaded, p.Name)
-	}
-	rep.Skipped = unusedTensors(ts, used)
-	for _, name := range rep.Skipped {
-		if fromClassifier == nil || !isHead(name) {
-			return nil, fmt.Errorf("train: --init tensor %s is not part of this model (another depth or modalities than the checkpoint's?)", name)
-		}
-	}
-	return rep, nil
+	return loadParams(params, ts,
+		func(name string, present bool) bool { return !present && fromClassifier[name] },
+		func(name string) bool { return fromClassifier != nil && isHead(name) })
 }
 
 // truncNormal draws N(0, std²) truncated to ±2 (absolute), as timm's

@@ -214,10 +214,7 @@ reads its encoder.`,
 				if initFile, err = checkpoint.Load(initPath); err != nil {
 					return err
 				}
-				if initMeta, err = checkpoint.ParseMeta(initFile.Metadata); err != nil {
-					return fmt.Errorf("pretrain: --init %s: %w", initPath, err)
-				}
-				if cfg, initCfg, err = initConfig(cmd, cfg, initPath, initFile); err != nil {
+				if cfg, initCfg, initMeta, err = initConfig(cmd, cfg, initPath, initFile); err != nil {
 					return err
 				}
 				if initCfg.Task == "pretrain" {
@@ -329,12 +326,13 @@ the chosen model is evaluated once on the test set.`,
 				return err
 			}
 			var initFile *checkpoint.File
+			var initMeta *checkpoint.Meta
 			var initCfg arch.Config // the checkpoint's (recorded or inferred from its tensors)
 			if initPath != "" {
 				if initFile, err = checkpoint.Load(initPath); err != nil {
 					return err
 				}
-				if cfg, initCfg, err = initConfig(cmd, cfg, initPath, initFile); err != nil {
+				if cfg, initCfg, initMeta, err = initConfig(cmd, cfg, initPath, initFile); err != nil {
 					return err
 				}
 			}
@@ -345,10 +343,8 @@ the chosen model is evaluated once on the test set.`,
 			if len(d.Classes) == 0 {
 				return fmt.Errorf("finetune: %s has no class map (unlabelled data)", d.Path)
 			}
-			if initFile != nil {
-				if meta, err := checkpoint.ParseMeta(initFile.Metadata); err == nil {
-					warnInitRepr(cmd.ErrOrStderr(), "finetune", initPath, meta.Repr, d)
-				}
+			if initMeta != nil {
+				warnInitRepr(cmd.ErrOrStderr(), "finetune", initPath, initMeta.Repr, d)
 			}
 			if fraction < 1 && d.Settings.Windows > 1 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "finetune: warning: --fraction %g picks rows of %s, which was built with --windows %d: a flow's windows count as flows and may be kept without their flow\n",
@@ -525,25 +521,26 @@ func keys(m map[string]bool) []string {
 
 // initConfig takes the architecture of a pre-trained checkpoint (its
 // netmamba.config metadata, else inferred from its tensors) for the flags
-// the user did not set, and checks the ones they did.
-func initConfig(cmd *cobra.Command, cfg arch.Config, path string, f *checkpoint.File) (arch.Config, arch.Config, error) {
+// the user did not set, and checks the ones they did. It returns the
+// config to build, the checkpoint's own and its parsed metadata.
+func initConfig(cmd *cobra.Command, cfg arch.Config, path string, f *checkpoint.File) (arch.Config, arch.Config, *checkpoint.Meta, error) {
 	meta, err := checkpoint.ParseMeta(f.Metadata)
 	if err != nil {
-		return cfg, cfg, fmt.Errorf("--init %s: %w", path, err)
+		return cfg, cfg, nil, fmt.Errorf("--init %s: %w", path, err)
 	}
 	var pc arch.Config
 	if meta.Config != nil {
 		pc = *meta.Config
 	} else if pc, err = checkpoint.InferConfig(f.Tensors); err != nil {
-		return cfg, cfg, fmt.Errorf("--init %s: %w", path, err)
+		return cfg, cfg, nil, fmt.Errorf("--init %s: %w", path, err)
 	}
 	fl := cmd.Flags()
 	if !fl.Changed("arch") && !fl.Changed("modalities") {
 		cfg.Arch, cfg.Modalities = pc.Arch, pc.Modalities
 	} else if cfg.Arch != pc.Arch {
-		return cfg, pc, fmt.Errorf("--init %s is a %q model, but --arch/--modalities ask for %q", path, pc.Arch, cfg.Arch)
+		return cfg, pc, nil, fmt.Errorf("--init %s is a %q model, but --arch/--modalities ask for %q", path, pc.Arch, cfg.Arch)
 	} else if len(cfg.Modalities)+len(pc.Modalities) > 0 && !slices.Equal(cfg.Modalities, pc.Modalities) {
-		return cfg, pc, fmt.Errorf("--init %s reads modalities %s, but --modalities asks for %s", path, strings.Join(pc.Modalities, ","), strings.Join(cfg.Modalities, ","))
+		return cfg, pc, nil, fmt.Errorf("--init %s reads modalities %s, but --modalities asks for %s", path, strings.Join(pc.Modalities, ","), strings.Join(cfg.Modalities, ","))
 	}
 	if !fl.Changed("embed-dim") {
 		cfg.EmbedDim = pc.EmbedDim
@@ -556,5 +553,5 @@ func initConfig(cmd *cobra.Command, cfg arch.Config, path string, f *checkpoint.
 	}
 	cfg.Stride, cfg.DState, cfg.DConv, cfg.Expand, cfg.DtRank, cfg.NumHeads, cfg.SeqLen =
 		pc.Stride, pc.DState, pc.DConv, pc.Expand, pc.DtRank, pc.NumHeads, pc.SeqLen
-	return cfg, pc, nil
+	return cfg, pc, meta, nil
 }
