@@ -33,6 +33,20 @@ type Settings struct {
 	// enough packets has rows for the views starting at packets 1 … Windows-1
 	// (Record.Window). 0: off. Meant for training data only.
 	Windows int `json:"windows,omitempty"`
+	// PseudoLabel is set when the labels were predicted by a teacher model
+	// (netmamba dataset pseudolabel), not given by a folder or manifest.
+	PseudoLabel *PseudoLabelSettings `json:"pseudo_label,omitempty"`
+}
+
+// PseudoLabelSettings record how a dataset's labels were predicted.
+type PseudoLabelSettings struct {
+	Models        []string       `json:"models"`                  // teacher checkpoints (several: their ensemble)
+	Temperature   float64        `json:"temperature"`             // logits were divided by it before the softmax
+	MinConfidence float64        `json:"min_confidence"`          // flows below this top probability were left out
+	MaxPerClass   int            `json:"max_per_class,omitempty"` // most confident flows kept per class (0: no cap)
+	From          string         `json:"from"`                    // the dataset the flows came from
+	FlowsIn       uint64         `json:"flows_in"`                // flows (own rows) in it
+	Kept          map[string]int `json:"kept"`                    // class name -> flows kept
 }
 
 // Representation describes the stored per-flow views.

@@ -187,6 +187,16 @@ func Split(es []Entry, mode SplitMode, seed uint64) (split [3][]int, err error) 
 // WriteSubset copies the records idx of d, in the given order, to a new
 // dataset at path with metadata meta (its class map must be d's).
 func WriteSubset(d *Dataset, idx []int, path string, meta Meta) error {
+	return WriteRelabelled(d, idx, path, meta, nil)
+}
+
+// WriteRelabelled is WriteSubset with new labels: record i is written with
+// label labels[i] (an index into meta.Classes, or -1), whatever d stored;
+// labels nil keeps d's labels.
+func WriteRelabelled(d *Dataset, idx []int, path string, meta Meta, labels []int) error {
+	if labels != nil && len(labels) != d.Len() {
+		return fmt.Errorf("dataset: %d labels for the %d records of %s", len(labels), d.Len(), d.Path())
+	}
 	w, err := Create(path, meta)
 	if err != nil {
 		return err
@@ -196,6 +206,13 @@ func WriteSubset(d *Dataset, idx []int, path string, meta Meta) error {
 		if err := d.ReadRecord(i, &r); err != nil {
 			w.Abort()
 			return err
+		}
+		if labels != nil {
+			if labels[i] < -1 || labels[i] >= len(meta.Classes) {
+				w.Abort()
+				return fmt.Errorf("dataset: record %d: label %d outside the %d classes", i, labels[i], len(meta.Classes))
+			}
+			r.Label = labels[i]
 		}
 		if err := w.Append(&r); err != nil {
 			w.Abort()

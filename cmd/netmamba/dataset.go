@@ -17,9 +17,9 @@ import (
 func newDatasetCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "dataset",
-		Short: "Export datasets to other trainers' formats, or import them",
+		Short: "Export datasets to other trainers' formats, import them, or pseudo-label them with a model",
 	}
-	c.AddCommand(newDatasetExportCmd(), newDatasetImportCmd())
+	c.AddCommand(newDatasetExportCmd(), newDatasetImportCmd(), newDatasetPseudoLabelCmd())
 	return c
 }
 

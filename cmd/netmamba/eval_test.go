@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
-	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -235,33 +233,16 @@ func TestEvalEnsemble(t *testing.T) {
 	}
 	C, N := len(classes), len(index)
 	probs := func(m string) ([]float64, []int) {
-		out := m + ".f32"
-		runCLI(t, "predict", "--model", m, "--bytes", u8, "--logits", out, "--threads", "1")
-		raw, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(raw) != 4*N*C {
-			t.Fatalf("%s: %d logit bytes for %d flows × %d classes", out, len(raw), N, C)
-		}
-		p := make([]float64, N*C)
+		p := make([]float64, 0, N*C)
 		pred := make([]int, N)
-		for i := 0; i < N; i++ {
-			mx, sum := math.Inf(-1), 0.0
-			row := make([]float64, C)
-			for k := range row {
-				row[k] = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*(i*C+k):])))
-				mx = math.Max(mx, row[k])
-			}
-			for k := range row {
-				sum += math.Exp(row[k] - mx)
-			}
-			for k := range row {
-				p[i*C+k] = math.Exp(row[k]-mx) / sum
-				if p[i*C+k] > p[i*C+pred[i]] {
+		for i, row := range predictLogits(t, m, u8, N, C) {
+			pi := softmaxT(row, 1)
+			for k := range pi {
+				if pi[k] > pi[pred[i]] {
 					pred[i] = k
 				}
 			}
+			p = append(p, pi...)
 		}
 		return p, pred
 	}

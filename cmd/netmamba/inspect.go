@@ -289,6 +289,14 @@ func (d *datasetInfo) print(w io.Writer) {
 	if s.MinPerClass > 0 || s.MaxPerClass > 0 {
 		fmt.Fprintf(w, ", per class min %d max %d", s.MinPerClass, s.MaxPerClass)
 	}
+	if pl := s.PseudoLabel; pl != nil {
+		fmt.Fprintf(w, "\nlabels: PSEUDO-LABELS predicted by %s for %d of the %d flows of %s (temperature %g, min confidence %g",
+			strings.Join(pl.Models, " + "), uint64(d.Flows)-d.Build.WindowedViews, pl.FlowsIn, pl.From, pl.Temperature, pl.MinConfidence)
+		if pl.MaxPerClass > 0 {
+			fmt.Fprintf(w, ", at most %d per class", pl.MaxPerClass)
+		}
+		fmt.Fprint(w, ")")
+	}
 	fmt.Fprintf(w, "\nsources: %d capture files\n", d.Sources)
 	b := d.Build
 	if b.Packets > 0 {

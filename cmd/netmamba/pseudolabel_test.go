@@ -1,0 +1,245 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/netmamba/netmamba/checkpoint"
+	"github.com/netmamba/netmamba/dataset"
+	"github.com/netmamba/netmamba/train"
+)
+
+// predictLogits runs `predict` for model on the u8 export u8 (n rows) and
+// returns its logits as (n, c) float64 rows.
+func predictLogits(t *testing.T, model, u8 string, n, c int) [][]float64 {
+	t.Helper()
+	out := model + ".f32"
+	runCLI(t, "predict", "--model", model, "--bytes", u8, "--logits", out, "--threads", "1")
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) != 4*n*c {
+		t.Fatalf("%s: %d logit bytes for %d flows × %d classes", out, len(raw), n, c)
+	}
+	rows := make([][]float64, n)
+	for i := range rows {
+		rows[i] = make([]float64, c)
+		for k := range rows[i] {
+			rows[i][k] = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*(i*c+k):])))
+		}
+	}
+	return rows
+}
+
+// softmaxT is softmax(row / t).
+func softmaxT(row []float64, t float64) []float64 {
+	mx := slices.Max(row)
+	p := make([]float64, len(row))
+	var sum float64
+	for k, v := range row {
+		p[k] = math.Exp((v - mx) / t)
+		sum += p[k]
+	}
+	for k := range p {
+		p[k] /= sum
+	}
+	return p
+}
+
+// TestDatasetPseudoLabel: `dataset pseudolabel` with two teacher models
+// labels the flows of ndpi-app/valid whose mean tempered probability
+// (computed here from the logits `predict` writes for each model, an
+// independent path) reaches --min-confidence, with the argmax class; the
+// most confident ones per class under --max-per-class. The output keeps the
+// stored views and sources, takes the teacher's class map and records the
+// teacher; a windowed dataset's windows follow their flow's decision; the
+// agreement with the split's own labels is reported; finetune's loader
+// accepts the output next to labelled data. Bad flags are errors.
+func TestDatasetPseudoLabel(t *testing.T) {
+	plainPath, winPath, _ := prepWindowed(t)
+	raw, err := os.ReadFile(prepNdpiApp + "/classes.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	classes := strings.Fields(string(raw))
+	rm := checkpoint.ReprMeta{Direction: "bi", Debias: strings.Split(modelDebias, ","), SizeMode: "unsigned"}
+	a := writeTinyReprModelSeed(t, classes, rm, "a", 5)
+	b := writeTinyReprModelSeed(t, classes, rm, "b", 11)
+	u8 := plainPath + ".u8"
+	runCLI(t, "dataset", "export", "--format", "u8", "-o", u8, plainPath)
+	index := readCSVFile(t, u8+".csv")[1:] // row,file,label
+	N, C := len(index), len(classes)
+	const temp = 3.0
+	la, lb := predictLogits(t, a, u8, N, C), predictLogits(t, b, u8, N, C)
+	pred := make([]int, N)
+	conf := make([]float64, N)
+	for i := range pred {
+		pa, pb := softmaxT(la[i], temp), softmaxT(lb[i], temp)
+		for k := range pa {
+			if p := (pa[k] + pb[k]) / 2; p > conf[i] {
+				pred[i], conf[i] = k, p
+			}
+		}
+	}
+	// A bar that splits the flows: the median confidence.
+	sorted := slices.Clone(conf)
+	sort.Float64s(sorted)
+	bar := sorted[N/2]
+	wantKept := map[int]int{} // row -> label
+	perClass := make([]int, C)
+	for i := range conf {
+		if conf[i] >= bar {
+			wantKept[i] = pred[i]
+			perClass[pred[i]]++
+		}
+	}
+	if len(wantKept) == N || len(wantKept) == 0 {
+		t.Fatalf("the median bar keeps %d of %d flows: the check would be vacuous", len(wantKept), N)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "pl.nmds")
+	barArg := fmt.Sprintf("%.17g", bar)
+	stdout := runCLI(t, "dataset", "pseudolabel", "--model", a, "--model", b, "--data", plainPath,
+		"--temperature", "3", "--min-confidence", barArg, "--threads", "1", "-o", out)
+
+	src, err := dataset.Open(plainPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	got, err := dataset.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if got.Len() != len(wantKept) {
+		t.Fatalf("%d rows written, want %d (confidence ≥ %v)", got.Len(), len(wantKept), bar)
+	}
+	if !slices.Equal(got.Classes(), classes) {
+		t.Errorf("class map %v, want the teacher's %v", got.Classes(), classes)
+	}
+	srcClasses := src.Classes()
+	agree, j := 0, 0
+	for i := 0; i < N; i++ {
+		y, ok := wantKept[i]
+		if !ok {
+			continue
+		}
+		if got.Label(j) != y {
+			t.Errorf("row %d (flow %d): label %d, want %d", j, i, got.Label(j), y)
+		}
+		if got.Source(j) != src.Source(i) || !slices.Equal(got.ViewBytes(j), src.ViewBytes(i)) {
+			t.Errorf("row %d is not flow %d as stored", j, i)
+		}
+		if srcClasses[src.Label(i)] == classes[y] {
+			agree++
+		}
+		j++
+	}
+	if want := fmt.Sprintf("agreement with the dataset's own labels: %d of %d kept flows", agree, len(wantKept)); !strings.Contains(stdout, want) {
+		t.Errorf("stdout lacks %q:\n%s", want, stdout)
+	}
+	pl := got.Meta().Settings.PseudoLabel
+	if pl == nil || got.Meta().Settings.Origin != "pseudolabel" {
+		t.Fatalf("settings do not record the pseudo-labelling: %+v", got.Meta().Settings)
+	}
+	if !slices.Equal(pl.Models, []string{a, b}) || pl.Temperature != 3 || pl.MinConfidence != bar || pl.FlowsIn != uint64(N) || pl.From != plainPath {
+		t.Errorf("pseudo-label settings %+v", pl)
+	}
+	for k, n := range perClass {
+		if pl.Kept[classes[k]] != n {
+			t.Errorf("kept[%s] = %d, want %d", classes[k], pl.Kept[classes[k]], n)
+		}
+	}
+	if d := got.Meta().Summary.DroppedFlows["below min confidence"]; d != uint64(N-len(wantKept)) {
+		t.Errorf("dropped below confidence %d, want %d", d, N-len(wantKept))
+	}
+	// The student's loader takes it with labelled data of the same classes
+	// (valid lacks two of them: --classes gives it the full class map).
+	labelled := filepath.Join(dir, "labelled.nmds")
+	runCLI(t, "prep", "-q", "--debias", modelDebias, "--classes", prepNdpiApp+"/classes.txt", "-o", labelled, prepNdpiApp+"/valid")
+	if d, err := train.LoadData(labelled, out); err != nil {
+		t.Errorf("LoadData(valid, pseudo): %v", err)
+	} else if d.N != N+len(wantKept) {
+		t.Errorf("LoadData(valid, pseudo): %d rows, want %d", d.N, N+len(wantKept))
+	}
+
+	// --max-per-class 1: per class, the single most confident flow.
+	capped := filepath.Join(dir, "cap.nmds")
+	runCLI(t, "dataset", "pseudolabel", "--model", a, "--model", b, "--data", plainPath,
+		"--temperature", "3", "--min-confidence", "0", "--max-per-class", "1", "--threads", "1", "-o", capped)
+	best := map[int]int{} // class -> row
+	for i := range conf {
+		if r, ok := best[pred[i]]; !ok || conf[i] > conf[r] {
+			best[pred[i]] = i
+		}
+	}
+	cd, err := dataset.Open(capped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cd.Close()
+	if cd.Len() != len(best) {
+		t.Fatalf("capped: %d rows, want one per predicted class (%d)", cd.Len(), len(best))
+	}
+	for j := 0; j < cd.Len(); j++ {
+		r, ok := best[cd.Label(j)]
+		if !ok || cd.Source(j) != src.Source(r) {
+			t.Errorf("capped row %d (%s, class %d) is not its class's most confident flow", j, cd.Source(j), cd.Label(j))
+		}
+	}
+
+	// A windowed dataset: windows follow their flow, kept or not.
+	wout := filepath.Join(dir, "win-pl.nmds")
+	runCLI(t, "dataset", "pseudolabel", "--model", a, "--model", b, "--data", winPath,
+		"--temperature", "3", "--min-confidence", barArg, "--threads", "1", "-o", wout)
+	win, err := dataset.Open(winPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer win.Close()
+	wd, err := dataset.Open(wout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wd.Close()
+	flowLabel := map[string]int{} // source -> pseudo-label of its flow
+	for i := 0; i < N; i++ {
+		if y, ok := wantKept[i]; ok {
+			flowLabel[src.Source(i)] = y
+		}
+	}
+	wantRows := 0
+	for i := 0; i < win.Len(); i++ {
+		if _, ok := flowLabel[win.Source(i)]; ok {
+			wantRows++
+		}
+	}
+	if wd.Len() != wantRows || wantRows <= len(wantKept) {
+		t.Fatalf("windowed: %d rows, want %d (the %d kept flows with their windows)", wd.Len(), wantRows, len(wantKept))
+	}
+	for j := 0; j < wd.Len(); j++ {
+		if y, ok := flowLabel[wd.Source(j)]; !ok || wd.Label(j) != y {
+			t.Errorf("windowed row %d (%s): label %d, want its flow's %d (kept %v)", j, wd.Source(j), wd.Label(j), y, ok)
+		}
+	}
+
+	for _, args := range [][]string{
+		{"dataset", "pseudolabel", "--model", a, "--data", plainPath},
+		{"dataset", "pseudolabel", "--model", a, "-o", filepath.Join(dir, "x.nmds")},
+		{"dataset", "pseudolabel", "--model", a, "--data", plainPath, "--temperature", "-1", "-o", filepath.Join(dir, "x.nmds")},
+		{"dataset", "pseudolabel", "--model", a, "--data", plainPath, "--min-confidence", "1.5", "-o", filepath.Join(dir, "x.nmds")},
+		{"dataset", "pseudolabel", "--model", a, "--data", plainPath, "--max-per-class", "-2", "-o", filepath.Join(dir, "x.nmds")},
+		{"dataset", "pseudolabel", "--model", a, "--data", filepath.Join(dir, "missing.nmds"), "-o", filepath.Join(dir, "x.nmds")},
+	} {
+		runCLIFail(t, args...)
+	}
+}
