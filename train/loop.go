@@ -45,9 +45,13 @@ type RunOptions struct {
 	Warn func(msg string)
 	// Progress, when set, is called after every step.
 	Progress func(Progress)
-	// StopAfterSteps stops the run (as an interruption would) once this many
-	// steps are done in this process; 0 = never. For tests.
+	// StopAfterSteps stops the run once this many steps are done in this
+	// process (Run returns ErrStopped); 0 = never. Without SaveOnStop it
+	// stops as an interruption would (the state is the last checkpoint's).
 	StopAfterSteps int
+	// SaveOnStop saves the state (and flushes the log) when StopAfterSteps
+	// stops the run, so --resume continues from exactly there.
+	SaveOnStop bool
 }
 
 // Progress is reported after every optimiser step.
@@ -58,6 +62,15 @@ type Progress struct {
 	LR               float64
 	FlowsPerSec      float64 // since the start of this process
 	Elapsed          time.Duration
+	RunSteps         int // steps taken by this process (fewer than Step after a resume)
+}
+
+// ETA estimates the time left at this process's rate.
+func (p Progress) ETA() time.Duration {
+	if p.RunSteps <= 0 {
+		return 0
+	}
+	return time.Duration(float64(p.Elapsed) / float64(p.RunSteps) * float64(p.TotalSteps-p.Step))
 }
 
 // ErrStopped is returned when RunOptions.StopAfterSteps ends a run early.
@@ -311,6 +324,11 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 		perm := epochPerm(n, ro.Seed, pos.Epoch)
 		for pos.Iter < ipe && pos.Step < total {
 			if ro.StopAfterSteps > 0 && done >= ro.StopAfterSteps {
+				if ro.SaveOnStop && ro.StatePath != "" {
+					if err := save(); err != nil {
+						return pos, err
+					}
+				}
 				return pos, ErrStopped
 			}
 			ep := FractionalEpoch(pos.Epoch, pos.Iter, ipe)
@@ -335,7 +353,7 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 			if ro.Progress != nil {
 				el := time.Since(start)
 				ro.Progress(Progress{Step: pos.Step, TotalSteps: total, Epoch: ep, Loss: loss, LR: lr,
-					FlowsPerSec: float64(done*batch) / el.Seconds(), Elapsed: el})
+					FlowsPerSec: float64(done*batch) / el.Seconds(), Elapsed: el, RunSteps: done})
 			}
 			if err := log.add(eval.TrainRecord{Step: int64(pos.Step), Epoch: FractionalEpoch(pos.Epoch, pos.Iter, ipe),
 				LR: eval.Float(lr), Loss: eval.Float(loss)}); err != nil {

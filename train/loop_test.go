@@ -569,3 +569,16 @@ func TestInitChecksTensorSets(t *testing.T) {
 		t.Errorf("InitFrom a transposed in_proj: error %v, want a refusal", err)
 	}
 }
+
+// TestProgressETA: the time left is this process's rate times the steps
+// left, so a resumed run (step 6 of 10 after 2 steps of its own in 10 s)
+// expects 20 s, not the 6.7 s that counting the resumed steps would give.
+func TestProgressETA(t *testing.T) {
+	p := Progress{Step: 6, TotalSteps: 10, RunSteps: 2, Elapsed: 10 * time.Second}
+	if got := p.ETA(); got != 20*time.Second {
+		t.Errorf("ETA %v, want 20s", got)
+	}
+	if got := (Progress{Step: 0, TotalSteps: 10}).ETA(); got != 0 {
+		t.Errorf("ETA before any step %v, want 0", got)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,6 +33,7 @@ type trainFlags struct {
 	blr, minLR, wd  float64
 	dropPath        float64
 	checkpointEvery int
+	stopAfter       int
 	resume, quiet   bool
 	embedDim, depth int
 	byteLength      int
@@ -52,6 +54,7 @@ func (f *trainFlags) register(fs *pflag.FlagSet, batch int, blr float64) {
 	fs.Float64Var(&f.dropPath, "drop-path", 0.1, "maximum drop-path rate")
 	fs.IntVar(&f.checkpointEvery, "checkpoint-every", 50, "save the resumable state every N steps (and at every epoch end)")
 	fs.BoolVar(&f.resume, "resume", false, "continue an interrupted run from OUT's .state.safetensors")
+	fs.IntVar(&f.stopAfter, "stop-after", 0, "stop after N steps of this process, saving the state (no model written); --resume continues (0 = run to the end)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar")
 	fs.IntVar(&f.embedDim, "embed-dim", 0, "model width (0 = official default)")
 	fs.IntVar(&f.depth, "depth", 0, "encoder blocks (0 = official default)")
@@ -83,7 +86,7 @@ func (f *trainFlags) config() (arch.Config, error) {
 
 func (f *trainFlags) runOptions(statePath string, total int) (train.RunOptions, func()) {
 	ro := train.RunOptions{Seed: f.seed, Threads: f.threads, StatePath: statePath, CheckpointEvery: f.checkpointEvery,
-		Resume: f.resume, LogPath: f.logPath,
+		Resume: f.resume, LogPath: f.logPath, StopAfterSteps: f.stopAfter, SaveOnStop: true,
 		Warn: func(msg string) { fmt.Fprintln(os.Stderr, "warning:", msg) }}
 	var bar *progressbar.ProgressBar
 	if !f.quiet && stderrIsTerminal(os.Stderr) {
@@ -92,9 +95,10 @@ func (f *trainFlags) runOptions(statePath string, total int) (train.RunOptions, 
 				bar = progressbar.NewOptions(p.TotalSteps, progressbar.OptionSetWriter(os.Stderr),
 					progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowCount(),
 					progressbar.OptionSetWidth(25), progressbar.OptionShowElapsedTimeOnFinish(),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+					// Our ETA (this process's rate): after --resume the bar's own would count the resumed steps as instant.
+					progressbar.OptionSetPredictTime(false), progressbar.OptionClearOnFinish())
 			}
-			bar.Describe(fmt.Sprintf("epoch %.2f loss %.4f lr %.2e %.1f flows/s", p.Epoch, p.Loss, p.LR, p.FlowsPerSec))
+			bar.Describe(fmt.Sprintf("epoch %.2f loss %.4f lr %.2e %.1f flows/s ETA %s", p.Epoch, p.Loss, p.LR, p.FlowsPerSec, p.ETA().Round(time.Second)))
 			_ = bar.Set(p.Step)
 		}
 	} else if !f.quiet {
@@ -102,9 +106,8 @@ func (f *trainFlags) runOptions(statePath string, total int) (train.RunOptions, 
 		ro.Progress = func(p train.Progress) {
 			if time.Since(last) > 10*time.Second || p.Step == p.TotalSteps {
 				last = time.Now()
-				eta := time.Duration(float64(p.Elapsed) / float64(max(p.Step, 1)) * float64(p.TotalSteps-p.Step))
 				fmt.Fprintf(os.Stderr, "step %d/%d epoch %.2f loss %.4f lr %.2e %.1f flows/s ETA %s\n",
-					p.Step, p.TotalSteps, p.Epoch, p.Loss, p.LR, p.FlowsPerSec, eta.Round(time.Second))
+					p.Step, p.TotalSteps, p.Epoch, p.Loss, p.LR, p.FlowsPerSec, p.ETA().Round(time.Second))
 			}
 		}
 	}
@@ -113,6 +116,17 @@ func (f *trainFlags) runOptions(statePath string, total int) (train.RunOptions, 
 			_ = bar.Finish()
 		}
 	}
+}
+
+// stoppedAsAsked reports (on w) a run that --stop-after ended, which is
+// not an error: its state is saved and no model is written.
+func (f *trainFlags) stoppedAsAsked(w io.Writer, name string, err error, statePath string) bool {
+	if !errors.Is(err, train.ErrStopped) {
+		return false
+	}
+	fmt.Fprintf(w, "%s: stopped after %d steps of this process (--stop-after); the state is in %s: run the same command with --resume to continue (no model written yet)\n",
+		name, f.stopAfter, statePath)
+	return true
 }
 
 // defaultPaths fills the log path and returns the state path for out.
@@ -263,6 +277,9 @@ reads its encoder.`,
 			start := time.Now()
 			res, err := train.Pretrain(p, d, o)
 			done()
+			if f.stoppedAsAsked(cmd.ErrOrStderr(), "pretrain", err, statePath) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -274,8 +291,9 @@ reads its encoder.`,
 				return err
 			}
 			el := time.Since(start)
-			fmt.Fprintf(cmd.ErrOrStderr(), "pretrain: %d flows, %d steps (%d epochs) in %s (%.1f flows/s), final epoch loss %.5f -> %s\n",
-				d.N, res.Steps, res.Epochs, el.Round(time.Second), float64(res.RunSteps*min(o.Batch, d.N))/el.Seconds(), res.FinalLoss, f.out)
+			fmt.Fprintf(cmd.ErrOrStderr(), "pretrain: %d flows, %d steps (%d epochs)%s (%.1f flows/s), final epoch loss %.5f -> %s\n",
+				d.N, res.Steps, res.Epochs, describeRunTime(res.Steps, res.RunSteps, el, res.Seconds),
+				float64(res.RunSteps*min(o.Batch, d.N))/el.Seconds(), res.FinalLoss, f.out)
 			return nil
 		},
 	}
@@ -413,6 +431,9 @@ the chosen model is evaluated once on the test set.`,
 			start := time.Now()
 			res, err := train.Finetune(net, d, vd, o)
 			done()
+			if f.stoppedAsAsked(cmd.ErrOrStderr(), "finetune", err, statePath) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -425,8 +446,8 @@ the chosen model is evaluated once on the test set.`,
 				return err
 			}
 			w := cmd.ErrOrStderr()
-			fmt.Fprintf(w, "finetune: %d training flows, %d steps in %s (%.1f flows/s)", res.TrainFlows, res.Steps,
-				el.Round(time.Second), float64(res.RunSteps*min(o.Batch, res.TrainFlows))/el.Seconds())
+			fmt.Fprintf(w, "finetune: %d training flows, %d steps%s (%.1f flows/s)", res.TrainFlows, res.Steps,
+				describeRunTime(res.Steps, res.RunSteps, el, res.Seconds), float64(res.RunSteps*min(o.Batch, res.TrainFlows))/el.Seconds())
 			if res.BestEpoch >= 0 {
 				fmt.Fprintf(w, ", best validation %s %.4f at epoch %d", o.Select, res.BestScore, res.BestEpoch+1)
 			}
@@ -554,4 +575,16 @@ func initConfig(cmd *cobra.Command, cfg arch.Config, path string, f *checkpoint.
 	cfg.Stride, cfg.DState, cfg.DConv, cfg.Expand, cfg.DtRank, cfg.NumHeads, cfg.SeqLen =
 		pc.Stride, pc.DState, pc.DConv, pc.Expand, pc.DtRank, pc.NumHeads, pc.SeqLen
 	return cfg, pc, meta, nil
+}
+
+// describeRunTime says how long a training run took: " in 5m2s", or after
+// --resume, where this process took only the last runSteps of steps,
+// " in 5m2s (1200 of them in this process: 3m1s; the rate below is this
+// process's)". total sums the training loops of every process of the run.
+func describeRunTime(steps, runSteps int, el time.Duration, total float64) string {
+	if runSteps >= steps {
+		return fmt.Sprintf(" in %s", el.Round(time.Second))
+	}
+	return fmt.Sprintf(" in %s of training over the resumed run (%d of them in this process: %s; the rate is this process's)",
+		time.Duration(total*float64(time.Second)).Round(time.Second), runSteps, el.Round(time.Second))
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -145,5 +148,97 @@ func TestPretrainInit(t *testing.T) {
 		if !strings.Contains(err.Error(), c.want) {
 			t.Errorf("pretrain %v: error %v, want %q", c.args, err, c.want)
 		}
+	}
+}
+
+// TestStopAfterAndResume: a run stopped by --stop-after (between state
+// checkpoints: --checkpoint-every is larger than the run) writes no model,
+// says how to continue, and `--resume` then ends with exactly the model and
+// the log (step, lr, loss) of the uninterrupted run with the same seed and
+// threads — for pretrain from scratch, pretrain --init (the state, not the
+// init file, supplies the weights on resume) and finetune --init with
+// validation. The resumed run's summary says how many steps it took itself.
+func TestStopAfterAndResume(t *testing.T) {
+	dir := t.TempDir()
+	ds := filepath.Join(dir, "valid.nmds")
+	runCLI(t, "prep", "-q", "-o", ds, prepNdpiApp+"/valid")
+	common := []string{"--data", ds, "--batch", "16", "--threads", "1", "--quiet", "--checkpoint-every", "100", "--seed", "3"}
+	pre := filepath.Join(dir, "pre.safetensors")
+	runCLI(t, append([]string{"pretrain", "--steps", "2", "--embed-dim", "8", "--depth", "1", "-o", pre}, common...)...)
+
+	logSteps := func(path string) []string {
+		t.Helper()
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			delete(rec, "time")
+			b, _ := json.Marshal(rec)
+			out = append(out, string(b))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		stop  string
+		total int
+	}{
+		{"pretrain", []string{"pretrain", "--steps", "7", "--embed-dim", "8", "--depth", "1"}, "4", 7},
+		{"pretrain-init", []string{"pretrain", "--init", pre, "--steps", "6"}, "2", 6},
+		{"finetune-init", []string{"finetune", "--init", pre, "--valid", ds, "--epochs", "2"}, "7", 10}, // 5 steps per epoch
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			whole := filepath.Join(dir, tc.name+"-whole.safetensors")
+			runCLI(t, append(append(slices.Clone(tc.args), "-o", whole), common...)...)
+			cut := filepath.Join(dir, tc.name+"-cut.safetensors")
+			_, errs := runCLIErr(t, append(append(slices.Clone(tc.args), "-o", cut, "--stop-after", tc.stop), common...)...)
+			if !strings.Contains(errs, "stopped after "+tc.stop+" steps of this process") || !strings.Contains(errs, "--resume") {
+				t.Errorf("stopped run's stderr: %q", errs)
+			}
+			if _, err := os.Stat(cut); err == nil {
+				t.Errorf("a stopped run wrote the model %s", cut)
+			}
+			steps := 0
+			for _, rec := range logSteps(strings.TrimSuffix(cut, ".safetensors") + ".log.jsonl") {
+				if strings.Contains(rec, `"lr":`) { // a step record (epoch records hold validation figures)
+					steps++
+				}
+			}
+			if got := steps; strconv.Itoa(got) != tc.stop {
+				t.Errorf("stopped run logged %d steps, want %s", got, tc.stop)
+			}
+			_, errs = runCLIErr(t, append(append(slices.Clone(tc.args), "-o", cut, "--resume"), common...)...)
+			stop, _ := strconv.Atoi(tc.stop)
+			if want := fmt.Sprintf("(%d of them in this process", tc.total-stop); !strings.Contains(errs, want) {
+				t.Errorf("resumed run's stderr %q lacks %q", errs, want)
+			}
+			a, err := checkpoint.Load(whole)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := checkpoint.Load(cut)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(a.Tensors) != len(b.Tensors) {
+				t.Fatalf("%d tensors vs %d", len(b.Tensors), len(a.Tensors))
+			}
+			for name, ta := range a.Tensors {
+				if tb := b.Tensors[name]; tb == nil || !slices.Equal(ta.F32, tb.F32) {
+					t.Errorf("tensor %s differs from the uninterrupted run's", name)
+				}
+			}
+			la, lb := logSteps(strings.TrimSuffix(whole, ".safetensors")+".log.jsonl"), logSteps(strings.TrimSuffix(cut, ".safetensors")+".log.jsonl")
+			if !slices.Equal(la, lb) {
+				t.Errorf("resumed log differs from the uninterrupted one:\n%v\n%v", lb, la)
+			}
+		})
 	}
 }
