@@ -216,17 +216,8 @@ func prepPlainAndModelDebias(t *testing.T) (dir, plain, full string) {
 // an ensemble, are errors; the same debias listed in another order is not.
 func TestEvalEnsemble(t *testing.T) {
 	_, _, full := prepPlainAndModelDebias(t)
-	raw, err := os.ReadFile(prepNdpiApp + "/classes.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	classes := strings.Fields(string(raw))
+	classes, a, b, u8, index := twoModelsAndRows(t, full)
 	rm := checkpoint.ReprMeta{Direction: "bi", Debias: strings.Split(modelDebias, ","), SizeMode: "unsigned"}
-	a := writeTinyReprModelSeed(t, classes, rm, "a", 5)
-	b := writeTinyReprModelSeed(t, classes, rm, "b", 11)
-	u8 := full + ".u8"
-	runCLI(t, "dataset", "export", "--format", "u8", "-o", u8, full)
-	index := readCSVFile(t, u8+".csv")[1:] // row,file,label
 	classIndex := map[string]int{}
 	for i, c := range classes {
 		classIndex[c] = i

@@ -39,6 +39,24 @@ func predictLogits(t *testing.T, model, u8 string, n, c int) [][]float64 {
 	return rows
 }
 
+// twoModelsAndRows writes two tiny random classifiers (seeds 5 and 11) over
+// ndpi-app's classes that record the default model's representation, and
+// exports data's byte views to u8 with its index rows (row, file, label).
+func twoModelsAndRows(t *testing.T, data string) (classes []string, a, b, u8 string, index [][]string) {
+	t.Helper()
+	raw, err := os.ReadFile(prepNdpiApp + "/classes.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	classes = strings.Fields(string(raw))
+	rm := checkpoint.ReprMeta{Direction: "bi", Debias: strings.Split(modelDebias, ","), SizeMode: "unsigned"}
+	a = writeTinyReprModelSeed(t, classes, rm, "a", 5)
+	b = writeTinyReprModelSeed(t, classes, rm, "b", 11)
+	u8 = data + ".u8"
+	runCLI(t, "dataset", "export", "--format", "u8", "-o", u8, data)
+	return classes, a, b, u8, readCSVFile(t, u8+".csv")[1:]
+}
+
 // softmaxT is softmax(row / t).
 func softmaxT(row []float64, t float64) []float64 {
 	mx := slices.Max(row)
@@ -65,17 +83,7 @@ func softmaxT(row []float64, t float64) []float64 {
 // accepts the output next to labelled data. Bad flags are errors.
 func TestDatasetPseudoLabel(t *testing.T) {
 	plainPath, winPath, _ := prepWindowed(t)
-	raw, err := os.ReadFile(prepNdpiApp + "/classes.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	classes := strings.Fields(string(raw))
-	rm := checkpoint.ReprMeta{Direction: "bi", Debias: strings.Split(modelDebias, ","), SizeMode: "unsigned"}
-	a := writeTinyReprModelSeed(t, classes, rm, "a", 5)
-	b := writeTinyReprModelSeed(t, classes, rm, "b", 11)
-	u8 := plainPath + ".u8"
-	runCLI(t, "dataset", "export", "--format", "u8", "-o", u8, plainPath)
-	index := readCSVFile(t, u8+".csv")[1:] // row,file,label
+	classes, a, b, u8, index := twoModelsAndRows(t, plainPath)
 	N, C := len(index), len(classes)
 	const temp = 3.0
 	la, lb := predictLogits(t, a, u8, N, C), predictLogits(t, b, u8, N, C)
