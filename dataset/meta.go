@@ -28,7 +28,7 @@ type Settings struct {
 	MaxPerClass   int      `json:"max_per_class,omitempty"`  // classes were capped at this many flows
 	IdleTimeout   string   `json:"idle_timeout,omitempty"`   // flow idle timeout (Go duration)
 	ActiveTimeout string   `json:"active_timeout,omitempty"` // flow active timeout (Go duration)
-	Origin        string   `json:"origin,omitempty"`         // "prep", "import", "subset"
+	Origin        string   `json:"origin,omitempty"`         // "prep", "import", "subset", "pseudolabel"
 	// Windows is prep --windows: besides its own view, each flow with
 	// enough packets has rows for the views starting at packets 1 … Windows-1
 	// (Record.Window). 0: off. Meant for training data only.
@@ -41,7 +41,7 @@ type Settings struct {
 // PseudoLabelSettings record how a dataset's labels were predicted.
 type PseudoLabelSettings struct {
 	Models        []string       `json:"models"`                  // teacher checkpoints (several: their ensemble)
-	Temperature   float64        `json:"temperature"`             // logits were divided by it before the softmax
+	Temperatures  []float64      `json:"temperatures"`            // each model's logits were divided by its temperature before the softmax
 	MinConfidence float64        `json:"min_confidence"`          // flows below this top probability were left out
 	MaxPerClass   int            `json:"max_per_class,omitempty"` // most confident flows kept per class (0: no cap)
 	From          string         `json:"from"`                    // the dataset the flows came from

@@ -246,6 +246,9 @@ func updateEMA(params []*Param, ema map[string][]float32, d float64) {
 
 // Predict returns the eval-mode logits (d.N, C) of every flow of d.
 func Predict(net Classifier, d *Data, batch int) ([]float32, error) {
+	if batch < 1 {
+		return nil, fmt.Errorf("train: predict: batch %d: want ≥ 1", batch)
+	}
 	C := net.NumClasses()
 	out := make([]float32, d.N*C)
 	idx := make([]int, 0, batch)

@@ -49,8 +49,8 @@ type RunOptions struct {
 	// process (Run returns ErrStopped); 0 = never. Without SaveOnStop it
 	// stops as an interruption would (the state is the last checkpoint's).
 	StopAfterSteps int
-	// SaveOnStop saves the state (and flushes the log) when StopAfterSteps
-	// stops the run, so --resume continues from exactly there.
+	// SaveOnStop saves the state when StopAfterSteps stops the run, so
+	// --resume continues from exactly there (the log is written as it goes).
 	SaveOnStop bool
 }
 
@@ -90,7 +90,21 @@ type position struct {
 	// interruption after the last save is not counted; 0 in states saved
 	// before it was recorded).
 	Seconds float64 `json:"seconds"`
-	Done    int     `json:"-"` // steps taken by this process (not saved)
+	// EpochLoss and EpochSteps sum the step losses of the current epoch so
+	// far, so an epoch's mean loss survives a resume (absent in older states:
+	// the mean then covers the resumed steps only).
+	EpochLoss  float64 `json:"epoch_loss,omitempty"`
+	EpochSteps int     `json:"epoch_steps,omitempty"`
+	Done       int     `json:"-"` // steps taken by this process (not saved)
+}
+
+// EpochMeanLoss is the mean step loss of the current epoch so far (0 before
+// its first step).
+func (p *position) EpochMeanLoss() float64 {
+	if p.EpochSteps == 0 {
+		return 0
+	}
+	return p.EpochLoss / float64(p.EpochSteps)
 }
 
 // epochPerm is the shuffled order of epoch e: a pure function of the seed
@@ -343,6 +357,8 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 				return pos, fmt.Errorf("train: step %d: loss is %g", pos.Step, loss)
 			}
 			opt.Step(lr)
+			pos.EpochLoss += loss
+			pos.EpochSteps++
 			pos.Step++
 			if afterStep != nil {
 				afterStep(pos.Step)
@@ -381,6 +397,7 @@ func runLoop(n int, s Schedule, ro RunOptions, params []*Param, opt *AdamW, zero
 		}
 		pos.Epoch++
 		pos.Iter = 0
+		pos.EpochLoss, pos.EpochSteps = 0, 0
 		if ro.StatePath != "" {
 			if err := save(); err != nil {
 				return pos, err

@@ -118,11 +118,17 @@ func checkResumeIsExact(t *testing.T, ema float64, shift int) {
 	if _, err := Finetune(first, td, vd, o); !errors.Is(err, ErrStopped) {
 		t.Fatalf("interrupted run: %v", err)
 	}
-	o.StopAfterSteps, o.Resume, o.Progress = 0, true, nil
+	o.StopAfterSteps, o.Resume = 0, true
+	var progress []Progress
+	o.Progress = func(p Progress) { progress = append(progress, p) }
 	resumed := tinyClassifier(t, 3) // fresh process: weights come from the state file
 	res, err := Finetune(resumed, td, vd, o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Progress counts this process's steps apart from the run's (the ETA's rate).
+	if len(progress) != 14 || progress[0].Step != 7 || progress[0].RunSteps != 1 || progress[13].Step != 20 || progress[13].RunSteps != 14 {
+		t.Errorf("resumed progress: %d reports, first %+v", len(progress), progress[:min(1, len(progress))])
 	}
 	if res.Steps != 20 {
 		t.Fatalf("steps %d, want 20", res.Steps)

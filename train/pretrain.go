@@ -63,23 +63,18 @@ func Pretrain(p Pretrainer, d *Data, o PretrainOptions) (*PretrainResult, error)
 	if err != nil {
 		return nil, err
 	}
-	var epochLoss float64
-	var epochN int
 	step := func(idx []int, rng *rand.Rand) (float64, error) {
 		loss, err := p.Loss(d, idx, rng)
 		if err != nil {
 			return 0, err
 		}
-		epochLoss += float64(loss)
-		epochN++
 		return float64(loss), p.Backward()
 	}
 	var last float64
 	epochEnd := func(epoch int, pos *position) error {
-		if epochN > 0 {
-			last = epochLoss / float64(epochN)
+		if pos.EpochSteps > 0 {
+			last = pos.EpochMeanLoss()
 		}
-		epochLoss, epochN = 0, 0
 		return nil
 	}
 	log, err := openTrainLog(o.LogPath, o.Resume)

@@ -17,13 +17,13 @@ func TestPseudoLabels(t *testing.T) {
 		0, 3, // row 2: class 1, 0.9526
 		3, 0, // row 3: class 0, 0.9526
 	}
-	r, err := PseudoLabels(logits, 4, 2, nil, PseudoLabelOptions{Temperature: 1, MinConfidence: 0.6})
+	r, err := PseudoLabels(logits, 4, 2, PseudoLabelOptions{Temperature: 1, MinConfidence: 0.6})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []float32{0.8808, 0.5, 0.9526, 0.9526}
 	for i, w := range want {
-		if math.Abs(float64(r.Confidence[i]-w)) > 1e-4 {
+		if math.Abs(r.Confidence[i]-float64(w)) > 1e-4 {
 			t.Errorf("confidence[%d] = %v, want %v", i, r.Confidence[i], w)
 		}
 	}
@@ -35,7 +35,7 @@ func TestPseudoLabels(t *testing.T) {
 	}
 
 	// Cap 1 per class: row 3 (0.9526) beats row 0 (0.8808) for class 0.
-	r, err = PseudoLabels(logits, 4, 2, nil, PseudoLabelOptions{Temperature: 1, MinConfidence: 0.6, MaxPerClass: 1})
+	r, err = PseudoLabels(logits, 4, 2, PseudoLabelOptions{Temperature: 1, MinConfidence: 0.6, MaxPerClass: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,46 +44,38 @@ func TestPseudoLabels(t *testing.T) {
 	}
 
 	// Temperature 0.5 doubles the logits: [1, 0] scores like [2, 0].
-	r, err = PseudoLabels([]float32{1, 0}, 1, 2, nil, PseudoLabelOptions{Temperature: 0.5})
+	r, err = PseudoLabels([]float32{1, 0}, 1, 2, PseudoLabelOptions{Temperature: 0.5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if math.Abs(float64(r.Confidence[0])-1/(1+math.Exp(-2))) > 1e-6 {
+	if math.Abs(r.Confidence[0]-1/(1+math.Exp(-2))) > 1e-12 {
 		t.Errorf("temperature 0.5: confidence %v", r.Confidence[0])
 	}
 
-	// Windows follow their flow: rows 1 and 2 belong to row 0's flow (kept),
-	// row 4 to row 3's (below the bar), whatever their own logits say.
-	wl := []float32{
-		3, 0, // flow A
-		0, 0, // A's window 1 (alone: 0.5, below)
-		0, 5, // A's window 2 (alone: class 1)
-		0, 0, // flow B: 0.5, below
-		9, 0, // B's window 1 (alone: confident)
-	}
-	r, err = PseudoLabels(wl, 5, 2, []int{0, 0, 0, 3, 3}, PseudoLabelOptions{Temperature: 1, MinConfidence: 0.9})
+	// Margins of 40 and 45: both probabilities round to 1 in float64, yet
+	// the cap keeps the second flow, whose margin is larger.
+	r, err = PseudoLabels([]float32{40, 0, 45, 0}, 2, 2, PseudoLabelOptions{Temperature: 1, MinConfidence: 1, MaxPerClass: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(r.Labels, []int{0, 0, 0, -1, -1}) || r.BelowConfidence != 1 || !slices.Equal(r.Kept, []int{1, 0}) {
-		t.Errorf("windows: labels %v below %d kept %v", r.Labels, r.BelowConfidence, r.Kept)
+	if !slices.Equal(r.Labels, []int{-1, 0}) || r.OverCap != 1 {
+		t.Errorf("saturated: labels %v over cap %d (confidences %v)", r.Labels, r.OverCap, r.Confidence)
 	}
 
 	for name, tc := range map[string]struct {
 		logits []float32
 		n, c   int
-		flowOf []int
 		o      PseudoLabelOptions
 	}{
-		"short logits":       {[]float32{1}, 1, 2, nil, PseudoLabelOptions{Temperature: 1}},
-		"zero temperature":   {[]float32{1, 0}, 1, 2, nil, PseudoLabelOptions{}},
-		"confidence above 1": {[]float32{1, 0}, 1, 2, nil, PseudoLabelOptions{Temperature: 1, MinConfidence: 1.5}},
-		"negative cap":       {[]float32{1, 0}, 1, 2, nil, PseudoLabelOptions{Temperature: 1, MaxPerClass: -1}},
-		"NaN logit":          {[]float32{float32(math.NaN()), 0}, 1, 2, nil, PseudoLabelOptions{Temperature: 1}},
-		"flowOf length":      {[]float32{1, 0}, 1, 2, []int{0, 0}, PseudoLabelOptions{Temperature: 1}},
-		"window of a window": {[]float32{1, 0, 1, 0, 1, 0}, 3, 2, []int{0, 0, 1}, PseudoLabelOptions{Temperature: 1}},
+		"short logits":       {[]float32{1}, 1, 2, PseudoLabelOptions{Temperature: 1}},
+		"zero temperature":   {[]float32{1, 0}, 1, 2, PseudoLabelOptions{}},
+		"confidence above 1": {[]float32{1, 0}, 1, 2, PseudoLabelOptions{Temperature: 1, MinConfidence: 1.5}},
+		"NaN confidence":     {[]float32{1, 0}, 1, 2, PseudoLabelOptions{Temperature: 1, MinConfidence: math.NaN()}},
+		"negative cap":       {[]float32{1, 0}, 1, 2, PseudoLabelOptions{Temperature: 1, MaxPerClass: -1}},
+		"NaN logit":          {[]float32{float32(math.NaN()), 0}, 1, 2, PseudoLabelOptions{Temperature: 1}},
+		"infinite logit":     {[]float32{float32(math.Inf(1)), 0}, 1, 2, PseudoLabelOptions{Temperature: 1}},
 	} {
-		if _, err := PseudoLabels(tc.logits, tc.n, tc.c, tc.flowOf, tc.o); err == nil {
+		if _, err := PseudoLabels(tc.logits, tc.n, tc.c, tc.o); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}

@@ -68,7 +68,7 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 			if saveCalibrated != "" && len(modelPaths) > 1 {
 				return fmt.Errorf("eval: --save-calibrated takes one --model, not an ensemble of %d", len(modelPaths))
 			}
-			members, name, err := loadEnsemble(modelPaths, batch, threads)
+			members, name, err := loadEnsemble("eval", modelPaths, batch, threads)
 			if err != nil {
 				return err
 			}
@@ -279,11 +279,11 @@ func loadClassifier(path string, batch, threads int) (*train.Loaded, string, err
 	return l, path, err
 }
 
-// loadEnsemble loads the classifiers at paths ("" = the embedded default
+// loadEnsemble (for command prefix) loads the classifiers at paths ("" = the embedded default
 // model) and checks that they can be averaged: the same class names in the
 // same order and the same representation settings (direction, compat,
 // debias, size mode). name joins the members' names with "+".
-func loadEnsemble(paths []string, batch, threads int) ([]*train.Loaded, string, error) {
+func loadEnsemble(prefix string, paths []string, batch, threads int) ([]*train.Loaded, string, error) {
 	members := make([]*train.Loaded, 0, len(paths))
 	names := make([]string, 0, len(paths))
 	for _, p := range paths {
@@ -294,10 +294,10 @@ func loadEnsemble(paths []string, batch, threads int) ([]*train.Loaded, string, 
 		if len(members) > 0 {
 			first := members[0]
 			if !slices.Equal(l.Meta.Classes, first.Meta.Classes) || l.Net.NumClasses() != first.Net.NumClasses() {
-				return nil, "", fmt.Errorf("eval: ensemble members %s and %s have different classes (%v vs %v)", names[0], name, first.Meta.Classes, l.Meta.Classes)
+				return nil, "", fmt.Errorf("%s: ensemble members %s and %s have different classes (%v vs %v)", prefix, names[0], name, first.Meta.Classes, l.Meta.Classes)
 			}
 			if !train.SameRepr(l.Meta.Repr, first.Meta.Repr) {
-				return nil, "", fmt.Errorf("eval: ensemble members %s and %s were trained on different representations (%+v vs %+v)", names[0], name, first.Meta.Repr, l.Meta.Repr)
+				return nil, "", fmt.Errorf("%s: ensemble members %s and %s were trained on different representations (%+v vs %+v)", prefix, names[0], name, first.Meta.Repr, l.Meta.Repr)
 			}
 		}
 		members = append(members, l)
@@ -388,8 +388,14 @@ func warnWindowed(w io.Writer, prefix string, d *train.Data) {
 // ones) gets a warning that the scores are not meaningful. A model without
 // recorded debias (official checkpoints) is taken as it is.
 func alignRepr(w io.Writer, prefix, model string, rm checkpoint.ReprMeta, d *train.Data) error {
-	warnReprMismatch(w, prefix, model, rm, d)
 	warnWindowed(w, prefix, d)
+	return matchRepr(w, prefix, model, rm, d)
+}
+
+// matchRepr is alignRepr without the warning about sliding-window rows, for
+// commands that handle them (pseudolabel).
+func matchRepr(w io.Writer, prefix, model string, rm checkpoint.ReprMeta, d *train.Data) error {
+	warnReprMismatch(w, prefix, model, rm, d)
 	if len(rm.Debias) == 0 || rm.Compat != d.Settings.Compat || d.Settings.Compat != "" {
 		return nil // unknown, already warned about, or ignored (compat official)
 	}

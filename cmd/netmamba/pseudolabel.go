@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/netmamba/netmamba/dataset"
 	"github.com/netmamba/netmamba/eval"
+	"github.com/netmamba/netmamba/flow"
 	"github.com/netmamba/netmamba/train"
 )
 
@@ -69,12 +72,20 @@ func runPseudoLabel(w, ew io.Writer, f pseudoLabelFlags) error {
 	if f.temperature < 0 || math.IsNaN(f.temperature) || math.IsInf(f.temperature, 0) {
 		return fmt.Errorf("pseudolabel: --temperature %v: want a finite value > 0 (0 = the model's calibration)", f.temperature)
 	}
+	if f.batch < 1 {
+		return fmt.Errorf("pseudolabel: --batch %d: want ≥ 1", f.batch)
+	}
+	opts := train.PseudoLabelOptions{Temperature: 1, MinConfidence: f.minConfidence, MaxPerClass: f.maxPerClass}
+	if err := opts.Validate(); err != nil {
+		return err
+	}
 	if len(f.models) == 0 {
 		f.models = []string{""}
 	}
-	members, name, err := loadEnsemble(f.models, f.batch, f.threads)
+	names := modelNames(f.models)
+	members, name, err := loadEnsemble("pseudolabel", f.models, f.batch, f.threads)
 	if err != nil {
-		return fmt.Errorf("pseudolabel: %w", err)
+		return err
 	}
 	classes := members[0].Meta.Classes
 	C := members[0].Net.NumClasses()
@@ -86,21 +97,27 @@ func runPseudoLabel(w, ew io.Writer, f pseudoLabelFlags) error {
 		return fmt.Errorf("pseudolabel: %w", err)
 	}
 	defer src.Close()
-	d, err := train.LoadData(f.data)
+	flowOf, flows, err := flowRows(src)
 	if err != nil {
 		return fmt.Errorf("pseudolabel: %w", err)
 	}
-	// Feed the teacher what it was trained on; the rows written stay as stored.
-	if err := alignRepr(ew, "pseudolabel", name, members[0].Meta.Repr, d); err != nil {
+	all, err := train.LoadData(f.data)
+	if err != nil {
+		return fmt.Errorf("pseudolabel: %w", err)
+	}
+	// Feed the teacher what it was trained on (the rows written stay as
+	// stored), one row per flow: windows follow their flow's decision.
+	if err := matchRepr(ew, "pseudolabel", name, members[0].Meta.Repr, all); err != nil {
 		return err
 	}
+	d := all.Subset(flows)
 	// Each member's tempered logits, then the mean of their probabilities.
-	all := make([][]float32, len(members))
+	tempered := make([][]float32, len(members))
 	temps := make([]float64, len(members))
 	for m, l := range members {
 		lg, err := train.Predict(l.Net, d, f.batch)
 		if err != nil {
-			return fmt.Errorf("pseudolabel: %s: %w", f.models[m], err)
+			return fmt.Errorf("pseudolabel: %s: %w", names[m], err)
 		}
 		t := f.temperature
 		if t == 0 {
@@ -113,107 +130,122 @@ func runPseudoLabel(w, ew io.Writer, f pseudoLabelFlags) error {
 		for i := range lg {
 			lg[i] = float32(float64(lg[i]) / t)
 		}
-		all[m] = lg
+		tempered[m] = lg
 	}
-	logits, err := eval.EnsembleLogits(all, d.N, C)
+	logits, err := eval.EnsembleLogits(tempered, d.N, C)
 	if err != nil {
 		return fmt.Errorf("pseudolabel: %w", err)
 	}
-	// Windowed rows follow their flow's own row.
-	flowOf := make([]int, d.N)
-	var rec dataset.Record
-	own := -1
-	for i := 0; i < d.N; i++ {
-		if err := src.ReadRecord(i, &rec); err != nil {
-			return fmt.Errorf("pseudolabel: %w", err)
-		}
-		if rec.Window == 0 || own < 0 {
-			own = i
-		}
-		flowOf[i] = own
-	}
-	res, err := train.PseudoLabels(logits, d.N, C, flowOf, train.PseudoLabelOptions{
-		Temperature: 1, MinConfidence: f.minConfidence, MaxPerClass: f.maxPerClass})
+	res, err := train.PseudoLabels(logits, d.N, C, opts)
 	if err != nil {
 		return err
 	}
+	// Row labels: each row takes its flow's.
+	flowIndex := make(map[int]int, len(flows))
+	for j, i := range flows {
+		flowIndex[i] = j
+	}
+	rowLabels := make([]int, src.Len())
 	var idx []int
-	for i, l := range res.Labels {
-		if l >= 0 {
+	for i := range rowLabels {
+		rowLabels[i] = res.Labels[flowIndex[flowOf[i]]]
+		if rowLabels[i] >= 0 {
 			idx = append(idx, i)
 		}
 	}
-	flowsIn := 0
-	for i, o := range flowOf {
-		if o == i {
-			flowsIn++
-		}
-	}
-	in := src.Meta()
-	meta := dataset.Meta{Classes: classes, Settings: in.Settings}
-	meta.Settings.Origin = "pseudolabel"
-	meta.Settings.Inputs = []string{f.data}
 	kept := map[string]int{}
 	for k, n := range res.Kept {
 		if n > 0 {
 			kept[classes[k]] = n
 		}
 	}
-	meta.Settings.PseudoLabel = &dataset.PseudoLabelSettings{
-		Models: modelNames(f.models), Temperature: temps[0], MinConfidence: f.minConfidence,
-		MaxPerClass: f.maxPerClass, From: f.data, FlowsIn: uint64(flowsIn), Kept: kept,
-	}
-	if !allEqual(temps) {
-		fmt.Fprintf(ew, "pseudolabel: warning: the members' temperatures differ (%v); the dataset records the first\n", temps)
-	}
+	// The representation settings carry over; how the source was labelled
+	// and sampled does not (its own metadata keeps that).
+	in := src.Meta().Settings
+	meta := dataset.Meta{Classes: classes, Settings: dataset.Settings{
+		Inputs: []string{f.data}, Compat: in.Compat, Direction: in.Direction, Filter: in.Filter, Clean: in.Clean,
+		Debias: in.Debias, IdleTimeout: in.IdleTimeout, ActiveTimeout: in.ActiveTimeout, Windows: in.Windows,
+		Origin: "pseudolabel",
+		PseudoLabel: &dataset.PseudoLabelSettings{
+			Models: names, Temperatures: temps, MinConfidence: f.minConfidence,
+			MaxPerClass: f.maxPerClass, From: f.data, FlowsIn: uint64(len(flows)), Kept: kept,
+		},
+	}}
 	meta.Summary = dataset.Summary{
-		Files: in.Summary.Files, Packets: in.Summary.Packets, FlowsRead: uint64(flowsIn),
-		SkippedPkts: in.Summary.SkippedPkts,
+		FlowsRead: uint64(len(flows)),
 		DroppedFlows: map[string]uint64{
 			"below min confidence": uint64(res.BelowConfidence),
 			"over max per class":   uint64(res.OverCap),
 		},
 	}
-	if err := dataset.WriteRelabelled(src, idx, f.out, meta, res.Labels); err != nil {
+	if err := dataset.WriteRelabelled(src, idx, f.out, meta, rowLabels); err != nil {
 		return fmt.Errorf("pseudolabel: %w", err)
 	}
-	fmt.Fprintf(w, "teacher %s (temperature %g)\n", name, temps[0])
+	fmt.Fprintf(w, "teacher %s (temperature %s)\n", name, joinFloats(temps))
 	fmt.Fprintf(w, "%d flows read from %s: %d kept, %d below min confidence %g, %d over max per class %d\n",
-		flowsIn, f.data, flowsIn-res.BelowConfidence-res.OverCap, res.BelowConfidence, f.minConfidence, res.OverCap, f.maxPerClass)
+		len(flows), f.data, len(flows)-res.BelowConfidence-res.OverCap, res.BelowConfidence, f.minConfidence, res.OverCap, f.maxPerClass)
 	width := 5
 	for _, c := range classes {
 		width = max(width, len(c))
 	}
 	fmt.Fprintf(w, "  %-*s %8s %10s\n", width, "class", "kept", "predicted")
 	predicted := make([]int, C)
-	for i, o := range flowOf {
-		if o == i {
-			predicted[res.Predicted[i]]++
-		}
+	for _, k := range res.Predicted {
+		predicted[k]++
 	}
 	for k, c := range classes {
 		fmt.Fprintf(w, "  %-*s %8d %10d\n", width, c, res.Kept[k], predicted[k])
 	}
-	reportAgreement(w, src.Classes(), classes, d.Labels, res, flowOf)
+	reportAgreement(w, src.Classes(), classes, d.Labels, res.Labels)
 	fmt.Fprintf(w, "wrote %s (%d rows)\n", f.out, len(idx))
 	return nil
 }
 
+// flowRows maps every row of src to its flow's own row (a sliding-window
+// row follows its flow's row, with the same key) and lists the own rows.
+func flowRows(src *dataset.Dataset) (flowOf, flows []int, err error) {
+	flowOf = make([]int, src.Len())
+	var rec dataset.Record
+	var key flow.Key
+	for i := range flowOf {
+		if err := src.ReadRecord(i, &rec); err != nil {
+			return nil, nil, err
+		}
+		if rec.Window == 0 {
+			flows = append(flows, i)
+			key = rec.Key
+		} else if len(flows) == 0 || rec.Key != key {
+			return nil, nil, fmt.Errorf("%s: row %d is window %d of a flow whose own row does not precede it", src.Path(), i, rec.Window)
+		}
+		flowOf[i] = flows[len(flows)-1]
+	}
+	return flowOf, flows, nil
+}
+
+// joinFloats renders the members' temperatures: one value, or "a + b + …".
+func joinFloats(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return strings.Join(parts, " + ")
+}
+
 // reportAgreement prints how often the kept pseudo-labels match the labels
-// the dataset already had (matched by class name), when it had any: a check
+// the flows already had (matched by class name), when they had any: a check
 // of the teacher on labelled data, e.g. a validation split.
-func reportAgreement(w io.Writer, have, teacher []string, labels []int, res *train.PseudoLabelResult, flowOf []int) {
+func reportAgreement(w io.Writer, have, teacher []string, labels, pseudo []int) {
 	byName := map[string]int{}
 	for k, c := range teacher {
 		byName[c] = k
 	}
 	var n, agree int
-	for i, o := range flowOf {
-		if o != i || res.Labels[i] < 0 || labels[i] < 0 || labels[i] >= len(have) {
+	for i, p := range pseudo {
+		if p < 0 || labels[i] < 0 || labels[i] >= len(have) {
 			continue
 		}
 		n++
-		if k, ok := byName[have[labels[i]]]; ok && k == res.Labels[i] {
+		if k, ok := byName[have[labels[i]]]; ok && k == p {
 			agree++
 		}
 	}
@@ -232,13 +264,4 @@ func modelNames(paths []string) []string {
 		out[i] = p
 	}
 	return out
-}
-
-func allEqual(v []float64) bool {
-	for _, x := range v {
-		if x != v[0] {
-			return false
-		}
-	}
-	return true
 }

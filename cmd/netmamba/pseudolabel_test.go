@@ -57,6 +57,21 @@ func twoModelsAndRows(t *testing.T, data string) (classes []string, a, b, u8 str
 	return classes, a, b, u8, readCSVFile(t, u8+".csv")[1:]
 }
 
+// readRows lists a dataset's rows as "source label".
+func readRows(t *testing.T, path string) []string {
+	t.Helper()
+	d, err := dataset.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	out := make([]string, d.Len())
+	for i := range out {
+		out[i] = fmt.Sprintf("%s %d", d.Source(i), d.Label(i))
+	}
+	return out
+}
+
 // softmaxT is softmax(row / t).
 func softmaxT(row []float64, t float64) []float64 {
 	mx := slices.Max(row)
@@ -97,10 +112,16 @@ func TestDatasetPseudoLabel(t *testing.T) {
 			}
 		}
 	}
-	// A bar that splits the flows: the median confidence.
+	// A bar that splits the flows near the median, midway between two
+	// confidences far enough apart that rounding cannot move a flow across.
 	sorted := slices.Clone(conf)
 	sort.Float64s(sorted)
-	bar := sorted[N/2]
+	bar := -1.0
+	for j := N / 2; j < N && bar < 0; j++ {
+		if sorted[j]-sorted[j-1] > 1e-6 {
+			bar = (sorted[j] + sorted[j-1]) / 2
+		}
+	}
 	wantKept := map[int]int{} // row -> label
 	perClass := make([]int, C)
 	for i := range conf {
@@ -117,6 +138,23 @@ func TestDatasetPseudoLabel(t *testing.T) {
 	barArg := fmt.Sprintf("%.17g", bar)
 	stdout := runCLI(t, "dataset", "pseudolabel", "--model", a, "--model", b, "--data", plainPath,
 		"--temperature", "3", "--min-confidence", barArg, "--threads", "1", "-o", out)
+	// Members calibrated to temperature 3 (eval --save-calibrated's
+	// metadata) give the same labels without --temperature.
+	ca, cb := filepath.Join(dir, "ca.safetensors"), filepath.Join(dir, "cb.safetensors")
+	for _, m := range [][2]string{{a, ca}, {b, cb}} {
+		if err := writeCalibrated(m[0], m[1], 3, 0.5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calibrated := filepath.Join(dir, "calibrated.nmds")
+	runCLI(t, "dataset", "pseudolabel", "--model", ca, "--model", cb, "--data", plainPath,
+		"--min-confidence", barArg, "--threads", "1", "-o", calibrated)
+	if x, y := readRows(t, out), readRows(t, calibrated); !slices.Equal(x, y) {
+		t.Errorf("calibrated members (temperature 3 in their metadata) label otherwise than --temperature 3:\n%v\n%v", y, x)
+	}
+	if info := runCLI(t, "inspect", out); !strings.Contains(info, fmt.Sprintf("labels: PSEUDO-LABELS predicted by %s + %s for %d of the %d flows of %s (temperature 3 + 3, min confidence %s)", a, b, len(wantKept), N, plainPath, barArg)) {
+		t.Errorf("inspect lacks the pseudo-label provenance:\n%s", info)
+	}
 
 	src, err := dataset.Open(plainPath)
 	if err != nil {
@@ -159,7 +197,7 @@ func TestDatasetPseudoLabel(t *testing.T) {
 	if pl == nil || got.Meta().Settings.Origin != "pseudolabel" {
 		t.Fatalf("settings do not record the pseudo-labelling: %+v", got.Meta().Settings)
 	}
-	if !slices.Equal(pl.Models, []string{a, b}) || pl.Temperature != 3 || pl.MinConfidence != bar || pl.FlowsIn != uint64(N) || pl.From != plainPath {
+	if !slices.Equal(pl.Models, []string{a, b}) || !slices.Equal(pl.Temperatures, []float64{3, 3}) || pl.MinConfidence != bar || pl.FlowsIn != uint64(N) || pl.From != plainPath {
 		t.Errorf("pseudo-label settings %+v", pl)
 	}
 	for k, n := range perClass {
@@ -195,6 +233,9 @@ func TestDatasetPseudoLabel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cd.Close()
+	if d := cd.Meta().Summary.DroppedFlows["over max per class"]; d != uint64(N-len(best)) {
+		t.Errorf("capped: %d flows dropped over the cap, want %d", d, N-len(best))
+	}
 	if cd.Len() != len(best) {
 		t.Fatalf("capped: %d rows, want one per predicted class (%d)", cd.Len(), len(best))
 	}
@@ -207,8 +248,11 @@ func TestDatasetPseudoLabel(t *testing.T) {
 
 	// A windowed dataset: windows follow their flow, kept or not.
 	wout := filepath.Join(dir, "win-pl.nmds")
-	runCLI(t, "dataset", "pseudolabel", "--model", a, "--model", b, "--data", winPath,
+	_, werrs := runCLIErr(t, "dataset", "pseudolabel", "--model", a, "--model", b, "--data", winPath,
 		"--temperature", "3", "--min-confidence", barArg, "--threads", "1", "-o", wout)
+	if strings.Contains(werrs, "window") {
+		t.Errorf("windowed input is supported, yet stderr warns: %s", werrs)
+	}
 	win, err := dataset.Open(winPath)
 	if err != nil {
 		t.Fatal(err)
@@ -247,6 +291,7 @@ func TestDatasetPseudoLabel(t *testing.T) {
 		{"dataset", "pseudolabel", "--model", a, "--data", plainPath, "--min-confidence", "1.5", "-o", filepath.Join(dir, "x.nmds")},
 		{"dataset", "pseudolabel", "--model", a, "--data", plainPath, "--max-per-class", "-2", "-o", filepath.Join(dir, "x.nmds")},
 		{"dataset", "pseudolabel", "--model", a, "--data", filepath.Join(dir, "missing.nmds"), "-o", filepath.Join(dir, "x.nmds")},
+		{"dataset", "pseudolabel", "--model", a, "--data", plainPath, "--batch", "0", "-o", filepath.Join(dir, "x.nmds")},
 	} {
 		runCLIFail(t, args...)
 	}

@@ -124,8 +124,9 @@ func (f *trainFlags) stoppedAsAsked(w io.Writer, name string, err error, statePa
 	if !errors.Is(err, train.ErrStopped) {
 		return false
 	}
-	fmt.Fprintf(w, "%s: stopped after %d steps of this process (--stop-after); the state is in %s: run the same command with --resume to continue (no model written yet)\n",
-		name, f.stopAfter, statePath)
+	fmt.Fprintf(w, "%s: stopped after %d steps of this process (--stop-after); the state is in %s and no model is written yet: "+
+		"run the same command with --resume to continue (without --stop-after to finish, with it to take %d more steps)\n",
+		name, f.stopAfter, statePath, f.stopAfter)
 	return true
 }
 
@@ -133,6 +134,9 @@ func (f *trainFlags) stoppedAsAsked(w io.Writer, name string, err error, statePa
 func (f *trainFlags) defaultPaths() (string, error) {
 	if f.out == "" {
 		return "", fmt.Errorf("-o MODEL is required")
+	}
+	if f.stopAfter < 0 {
+		return "", fmt.Errorf("--stop-after %d: want ≥ 0 (0 = run to the end)", f.stopAfter)
 	}
 	if !strings.HasSuffix(f.out, ".safetensors") {
 		return "", fmt.Errorf("-o %s: the output model must be a .safetensors file", f.out)
@@ -579,8 +583,9 @@ func initConfig(cmd *cobra.Command, cfg arch.Config, path string, f *checkpoint.
 
 // describeRunTime says how long a training run took: " in 5m2s", or after
 // --resume, where this process took only the last runSteps of steps,
-// " in 5m2s (1200 of them in this process: 3m1s; the rate below is this
-// process's)". total sums the training loops of every process of the run.
+// " in 8m0s of training over the resumed run (1200 of them in this process:
+// 3m1s; the rate is this process's)"; total sums the training loops of
+// every process of the run.
 func describeRunTime(steps, runSteps int, el time.Duration, total float64) string {
 	if runSteps >= steps {
 		return fmt.Sprintf(" in %s", el.Round(time.Second))

@@ -157,7 +157,9 @@ func TestPretrainInit(t *testing.T) {
 // the log (step, lr, loss) of the uninterrupted run with the same seed and
 // threads — for pretrain from scratch, pretrain --init (the state, not the
 // init file, supplies the weights on resume) and finetune --init with
-// validation. The resumed run's summary says how many steps it took itself.
+// validation. The resumed run's summary says how many steps it took itself
+// and reports pretrain's final epoch loss of the uninterrupted run although
+// the stop fell inside that epoch.
 func TestStopAfterAndResume(t *testing.T) {
 	dir := t.TempDir()
 	ds := filepath.Join(dir, "valid.nmds")
@@ -190,13 +192,13 @@ func TestStopAfterAndResume(t *testing.T) {
 		stop  string
 		total int
 	}{
-		{"pretrain", []string{"pretrain", "--steps", "7", "--embed-dim", "8", "--depth", "1"}, "4", 7},
+		{"pretrain", []string{"pretrain", "--steps", "7", "--embed-dim", "8", "--depth", "1"}, "6", 7}, // 5 steps per epoch: stops in the last one
 		{"pretrain-init", []string{"pretrain", "--init", pre, "--steps", "6"}, "2", 6},
 		{"finetune-init", []string{"finetune", "--init", pre, "--valid", ds, "--epochs", "2"}, "7", 10}, // 5 steps per epoch
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			whole := filepath.Join(dir, tc.name+"-whole.safetensors")
-			runCLI(t, append(append(slices.Clone(tc.args), "-o", whole), common...)...)
+			_, wholeErr := runCLIErr(t, append(append(slices.Clone(tc.args), "-o", whole), common...)...)
 			cut := filepath.Join(dir, tc.name+"-cut.safetensors")
 			_, errs := runCLIErr(t, append(append(slices.Clone(tc.args), "-o", cut, "--stop-after", tc.stop), common...)...)
 			if !strings.Contains(errs, "stopped after "+tc.stop+" steps of this process") || !strings.Contains(errs, "--resume") {
@@ -215,6 +217,11 @@ func TestStopAfterAndResume(t *testing.T) {
 				t.Errorf("stopped run logged %d steps, want %s", got, tc.stop)
 			}
 			_, errs = runCLIErr(t, append(append(slices.Clone(tc.args), "-o", cut, "--resume"), common...)...)
+			// The summary's figures (the final epoch's mean loss) are the uninterrupted run's.
+			if i, j := strings.Index(wholeErr, "final epoch loss"), strings.Index(errs, "final epoch loss"); (i >= 0) != (j >= 0) ||
+				(i >= 0 && strings.Fields(wholeErr[i:])[3] != strings.Fields(errs[j:])[3]) {
+				t.Errorf("resumed summary %q, uninterrupted %q", errs, wholeErr)
+			}
 			stop, _ := strconv.Atoi(tc.stop)
 			if want := fmt.Sprintf("(%d of them in this process", tc.total-stop); !strings.Contains(errs, want) {
 				t.Errorf("resumed run's stderr %q lacks %q", errs, want)
