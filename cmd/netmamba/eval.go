@@ -273,10 +273,19 @@ func concatData(a, b *train.Data) *train.Data {
 func loadClassifier(path string, batch, threads int) (*train.Loaded, string, error) {
 	if path == "" {
 		l, err := loadDefaultModel(batch, threads)
-		return l, "embedded:" + defaultModelName, err
+		return l, classifierName(path), err
 	}
 	l, err := train.LoadClassifier(path, batch, threads)
-	return l, path, err
+	return l, classifierName(path), err
+}
+
+// classifierName names a --model value in reports: its path, or
+// "embedded:NAME" for "" (the embedded default model).
+func classifierName(path string) string {
+	if path == "" {
+		return "embedded:" + defaultModelName
+	}
+	return path
 }
 
 // loadEnsemble (for command prefix) loads the classifiers at paths ("" = the embedded default

@@ -258,10 +258,7 @@ func reportAgreement(w io.Writer, have, teacher []string, labels, pseudo []int) 
 func modelNames(paths []string) []string {
 	out := make([]string, len(paths))
 	for i, p := range paths {
-		if p == "" {
-			p = "embedded:" + defaultModelName
-		}
-		out[i] = p
+		out[i] = classifierName(p)
 	}
 	return out
 }
