@@ -20,6 +20,10 @@ type Data struct {
 	Classes []string
 	Sources []string // source capture per flow
 	Views   []repr.View
+	// Pseudo marks the flows whose label came from a teacher model (read
+	// from a dataset written by `netmamba dataset pseudolabel`), not from
+	// the data's own labels. Nil when no flow is pseudo-labelled.
+	Pseudo []bool
 	// Settings are how the (first) dataset was built: direction, compat
 	// mode, debias — what a model trained on it expects at inference.
 	Settings dataset.Settings
@@ -52,6 +56,10 @@ func LoadData(paths ...string) (*Data, error) {
 			}
 			d.Path += "," + p
 		}
+		pseudo := ds.Meta().Settings.PseudoLabel != nil
+		if pseudo && d.Pseudo == nil {
+			d.Pseudo = make([]bool, d.N, d.N+ds.Len())
+		}
 		var r dataset.Record
 		for i := 0; i < ds.Len(); i++ {
 			if err := ds.ReadRecord(i, &r); err != nil {
@@ -62,6 +70,9 @@ func LoadData(paths ...string) (*Data, error) {
 			d.Labels = append(d.Labels, r.Label)
 			d.Sources = append(d.Sources, r.Source)
 			d.Views = append(d.Views, r.View)
+			if d.Pseudo != nil {
+				d.Pseudo = append(d.Pseudo, pseudo)
+			}
 			d.N++
 		}
 		ds.Close()
@@ -77,6 +88,9 @@ func (d *Data) Subset(idx []int) *Data {
 		s.Labels = append(s.Labels, d.Labels[i])
 		s.Sources = append(s.Sources, d.Sources[i])
 		s.Views = append(s.Views, d.Views[i])
+		if d.Pseudo != nil {
+			s.Pseudo = append(s.Pseudo, d.Pseudo[i])
+		}
 		s.N++
 	}
 	return s
@@ -84,8 +98,21 @@ func (d *Data) Subset(idx []int) *Data {
 
 // ClassCounts returns the number of flows per class (labels ≥ 0).
 func (d *Data) ClassCounts() []int {
+	return d.countClasses(false)
+}
+
+// LabelledClassCounts returns the number of flows per class whose label
+// is the data's own, leaving out pseudo-labelled flows (see Pseudo).
+func (d *Data) LabelledClassCounts() []int {
+	return d.countClasses(true)
+}
+
+func (d *Data) countClasses(skipPseudo bool) []int {
 	c := make([]int, len(d.Classes))
-	for _, y := range d.Labels {
+	for i, y := range d.Labels {
+		if skipPseudo && d.Pseudo != nil && d.Pseudo[i] {
+			continue
+		}
 		if y >= 0 && y < len(c) {
 			c[y]++
 		}

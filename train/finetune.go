@@ -29,6 +29,12 @@ type FinetuneOptions struct {
 	// same string (a TLS SNI, an HTTP Host) at each of its 4 alignments.
 	// Headers are never moved. 0: off (the official recipe).
 	ShiftAug int
+	// LDACounts chooses the per-class counts behind LDA's margins and
+	// class-balanced weights: "all" (default; every training flow) or
+	// "labelled" (pseudo-labelled flows left out, so a capped, flattened
+	// self-training set does not undo the re-weighting of the real class
+	// imbalance). CE ignores it.
+	LDACounts string
 }
 
 // DefaultFinetune is the official fine-tuning recipe with the epoch count
@@ -37,7 +43,7 @@ func DefaultFinetune() FinetuneOptions {
 	return FinetuneOptions{
 		Schedule: Schedule{Epochs: 30, WarmupEpochs: 5, Batch: 64, BLR: 2e-3, MinLR: 1e-6,
 			WeightDecay: 0.05, Beta2: 0.999, LayerDecay: 0.75},
-		Loss: "ce", LabelSmoothing: 0.1, Fraction: 1, Select: "macro_f1",
+		Loss: "ce", LabelSmoothing: 0.1, Fraction: 1, Select: "macro_f1", LDACounts: "all",
 	}
 }
 
@@ -49,7 +55,7 @@ type FinetuneResult struct {
 	BestEpoch  int     // -1 when there was no validation data (the last epoch is kept)
 	BestScore  float64 // validation score of BestEpoch (Select)
 	TrainFlows int     // after the few-shot fraction
-	Counts     []int   // training flows per class (what LDA used)
+	Counts     []int   // training flows per class (LDA's counts: see FinetuneOptions.LDACounts)
 }
 
 // FewShot returns the indices kept by the few-shot fraction r (SPEC §4):
@@ -92,7 +98,15 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 	}
 	keep := FewShot(trainData.N, o.Fraction)
 	td := trainData.Subset(keep)
-	counts := td.ClassCounts()
+	var counts []int
+	switch o.LDACounts {
+	case "", "all":
+		counts = td.ClassCounts()
+	case "labelled":
+		counts = td.LabelledClassCounts()
+	default:
+		return nil, fmt.Errorf("train: unknown LDA counts %q (want all or labelled)", o.LDACounts)
+	}
 	crit, err := NewCriterion(o.Loss, o.LabelSmoothing, counts)
 	if err != nil {
 		return nil, err

@@ -452,6 +452,58 @@ func TestFinetuneShiftAug(t *testing.T) {
 	}
 }
 
+// TestFinetuneLDACounts: --lda-counts labelled leaves the pseudo-labelled
+// flows out of LDA's counts (after the few-shot subset), which changes the
+// trained weights; "all" counts every flow.
+func TestFinetuneLDACounts(t *testing.T) {
+	td := synthData(24, 3, 1) // labels i%3: 8 flows per class
+	td.Pseudo = make([]bool, td.N)
+	for i := range td.Pseudo {
+		td.Pseudo[i] = i%3 == 2 && i >= 6 // six class-2 flows: 8, 11, ..., 23
+	}
+	run := func(counts string, fraction float64) (*FinetuneResult, []*Param) {
+		net := tinyClassifier(t, 3)
+		net.DropPath = 0
+		o := tinyOptions(t.TempDir())
+		o.Epochs, o.WarmupEpochs, o.Loss, o.LDACounts, o.Fraction = 1, 0, "lda", counts, fraction
+		res, err := Finetune(net, td, nil, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, net.Params()
+	}
+	resAll, all := run("all", 1)
+	resLab, lab := run("labelled", 1)
+	if !slices.Equal(resAll.Counts, []int{8, 8, 8}) {
+		t.Errorf("--lda-counts all: counts %v, want [8 8 8]", resAll.Counts)
+	}
+	if !slices.Equal(resLab.Counts, []int{8, 8, 2}) {
+		t.Errorf("--lda-counts labelled: counts %v, want [8 8 2]", resLab.Counts)
+	}
+	differ := false
+	for i, p := range all {
+		differ = differ || !slices.Equal(p.Data, lab[i].Data)
+	}
+	if !differ {
+		t.Error("--lda-counts labelled trained the same weights as all: the counts did not reach the loss")
+	}
+	// with a few-shot subset the counts are of the kept flows
+	want := make([]int, 3)
+	for _, i := range FewShot(td.N, 0.5) {
+		if !td.Pseudo[i] {
+			want[td.Labels[i]]++
+		}
+	}
+	if res, _ := run("labelled", 0.5); !slices.Equal(res.Counts, want) {
+		t.Errorf("--lda-counts labelled --fraction 0.5: counts %v, want %v", res.Counts, want)
+	}
+	o := tinyOptions(t.TempDir())
+	o.LDACounts = "pseudo"
+	if _, err := Finetune(tinyClassifier(t, 3), td, nil, o); err == nil {
+		t.Error("--lda-counts pseudo: no error")
+	}
+}
+
 // TestShiftedBatchFill: the batch holds the chosen flows with each packet's
 // payload shifted by the generator's draws (replayed here from the same
 // seed), views agreeing with the bytes, and the source data untouched.

@@ -216,6 +216,16 @@ func TestDatasetPseudoLabel(t *testing.T) {
 		t.Errorf("LoadData(valid, pseudo): %v", err)
 	} else if d.N != N+len(wantKept) {
 		t.Errorf("LoadData(valid, pseudo): %d rows, want %d", d.N, N+len(wantKept))
+	} else {
+		// the pseudo-labelled rows are marked (for finetune --lda-counts labelled)
+		for i := 0; i < d.N; i++ {
+			if want := i >= N; d.Pseudo == nil || d.Pseudo[i] != want {
+				t.Fatalf("LoadData(valid, pseudo): row %d pseudo-labelled = %v, want %v", i, d.Pseudo != nil && d.Pseudo[i], want)
+			}
+		}
+		if d, err := train.LoadData(labelled); err != nil || d.Pseudo != nil {
+			t.Errorf("LoadData(valid): Pseudo %v (err %v), want nil", d.Pseudo, err)
+		}
 	}
 
 	// --max-per-class 1: per class, the single most confident flow.

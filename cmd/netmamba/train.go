@@ -315,7 +315,7 @@ func newFinetuneCmd() *cobra.Command {
 		loss, sel             string
 		fraction, smoothing   float64
 		layerDecay, ema       float64
-		exclude               string
+		exclude, ldaCounts    string
 		shiftAug              int
 	)
 	c := &cobra.Command{
@@ -332,8 +332,11 @@ warmed up as min(D, (1+t)/(10+t)) after t steps) and validates, selects and writ
 average instead of the raw weights (off by default, as in the official recipe).
 --shift-aug N moves each packet's payload in a training view right by 0..N bytes (zeros in
 front; drawn per packet from the seeded generator; headers untouched), so the stride-4 byte
-embedding sees strings such as a TLS SNI at every alignment (off by default). With --test
-the chosen model is evaluated once on the test set.`,
+embedding sees strings such as a TLS SNI at every alignment (off by default).
+--lda-counts labelled computes LDA's margins and class-balanced weights from the flows with
+their own labels only, leaving out those of pseudo-labelled datasets (dataset pseudolabel),
+whose per-class cap flattens the class counts; the default, all, counts every training flow.
+With --test the chosen model is evaluated once on the test set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			statePath, err := f.defaultPaths()
@@ -410,7 +413,10 @@ the chosen model is evaluated once on the test set.`,
 				o.WarmupEpochs = f.warmup
 			}
 			o.Loss, o.Select, o.Fraction, o.LabelSmoothing, o.EMA = loss, sel, fraction, smoothing, ema
-			o.ShiftAug = shiftAug
+			o.ShiftAug, o.LDACounts = shiftAug, ldaCounts
+			if ldaCounts == "labelled" && d.Pseudo == nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "finetune: warning: --lda-counts labelled: no --data is pseudo-labelled, so every flow counts\n")
+			}
 			cfg.NumClasses = len(d.Classes)
 			net, cfg, err := train.NewClassifier(cfg, f.seed, o.Batch, f.threads, f.dropPath)
 			if err != nil {
@@ -478,6 +484,7 @@ the chosen model is evaluated once on the test set.`,
 	c.Flags().Float64Var(&layerDecay, "layer-decay", 0.75, "layer-wise lr decay")
 	c.Flags().IntVar(&shiftAug, "shift-aug", 0, "payload-alignment augmentation: move each training packet's payload right by 0..N bytes (0 = off; e.g. 3)")
 	c.Flags().Float64Var(&ema, "ema", 0, "decay of an exponential moving average of the weights, used for validation and the result (0 = off; e.g. 0.99)")
+	c.Flags().StringVar(&ldaCounts, "lda-counts", "all", "flows behind LDA's margins and class weights: all | labelled (pseudo-labelled datasets left out)")
 	c.Flags().StringVar(&exclude, "exclude-classes", "", "comma-separated classes held out of training (for OOD evaluation)")
 	return c
 }
