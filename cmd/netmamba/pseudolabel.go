@@ -19,7 +19,7 @@ import (
 type pseudoLabelFlags struct {
 	models         []string
 	data, out      string
-	temperature    float64
+	temperatures   []float64
 	minConfidence  float64
 	maxPerClass    int
 	batch, threads int
@@ -28,7 +28,7 @@ type pseudoLabelFlags struct {
 func newDatasetPseudoLabelCmd() *cobra.Command {
 	var f pseudoLabelFlags
 	c := &cobra.Command{
-		Use:   "pseudolabel [--model FILE]... --data DATASET -o OUT [--min-confidence P] [--max-per-class N] [--temperature T]",
+		Use:   "pseudolabel [--model FILE]... --data DATASET -o OUT [--min-confidence P] [--max-per-class N] [--temperature T]...",
 		Short: "Label a dataset's flows with a trained model's confident predictions (self-training data)",
 		Long: `pseudolabel runs a teacher classifier (the embedded default model when --model is
 omitted; several --model flags: the mean of their probabilities, as eval) over every flow of
@@ -42,10 +42,12 @@ flow's decision); OUT records the teacher, the settings and the counts (inspect 
 Fine-tune a student on the labelled data plus OUT (finetune --data TRAIN --data OUT): the
 class maps must be the same (the teacher's) and the representations alike.
 
-Probabilities are softmax(logits / T) per member. T is --temperature, else the member's
-calibration (eval --save-calibrated), else 1. A model trained with --loss lda has logits on
-LDAM's cosine scale (its loss multiplies them by 30): give --temperature 0.0333 or calibrate
-it first, or every probability is near-uniform and nothing passes --min-confidence.
+Probabilities are softmax(logits / T) per member. T is --temperature (one value for every
+member, or one per --model in the same order, to mix members trained with different
+losses), else the member's calibration (eval --save-calibrated), else 1. A model trained
+with --loss lda has logits on LDAM's cosine scale (its loss multiplies them by 30): give it
+--temperature 0.0333 or calibrate it first, or every probability is near-uniform and
+nothing passes --min-confidence.
 
 Pseudo-labels are predictions: they carry the teacher's mistakes, and flows of classes the
 teacher does not know get one of its classes. Measure the student on held-out labelled data.`,
@@ -57,7 +59,7 @@ teacher does not know get one of its classes. Measure the student on held-out la
 	c.Flags().StringArrayVar(&f.models, "model", nil, "teacher checkpoint (repeat for an ensemble; default: the embedded model)")
 	c.Flags().StringVar(&f.data, "data", "", "dataset whose flows are labelled (labels it has are replaced)")
 	c.Flags().StringVarP(&f.out, "output", "o", "", "dataset file to write")
-	c.Flags().Float64Var(&f.temperature, "temperature", 0, "divide every member's logits by T before the softmax (0 = its calibration, else 1)")
+	c.Flags().Float64SliceVar(&f.temperatures, "temperature", nil, "divide the members' logits by T before the softmax: once for all, or once per --model in order (0 or none = the member's calibration, else 1)")
 	c.Flags().Float64Var(&f.minConfidence, "min-confidence", 0.9, "keep flows whose top class probability is at least this")
 	c.Flags().IntVar(&f.maxPerClass, "max-per-class", 0, "keep at most N flows per predicted class, most confident first (0 = no cap)")
 	c.Flags().IntVar(&f.batch, "batch", 64, "flows per forward batch")
@@ -69,8 +71,10 @@ func runPseudoLabel(w, ew io.Writer, f pseudoLabelFlags) error {
 	if f.data == "" || f.out == "" {
 		return fmt.Errorf("pseudolabel: --data and -o are required")
 	}
-	if f.temperature < 0 || math.IsNaN(f.temperature) || math.IsInf(f.temperature, 0) {
-		return fmt.Errorf("pseudolabel: --temperature %v: want a finite value > 0 (0 = the model's calibration)", f.temperature)
+	for _, t := range f.temperatures {
+		if t < 0 || math.IsNaN(t) || math.IsInf(t, 0) {
+			return fmt.Errorf("pseudolabel: --temperature %v: want a finite value > 0 (0 = the model's calibration)", t)
+		}
 	}
 	if f.batch < 1 {
 		return fmt.Errorf("pseudolabel: --batch %d: want ≥ 1", f.batch)
@@ -83,6 +87,9 @@ func runPseudoLabel(w, ew io.Writer, f pseudoLabelFlags) error {
 		f.models = []string{""}
 	}
 	names := modelNames(f.models)
+	if n := len(f.temperatures); n > 1 && n != len(f.models) {
+		return fmt.Errorf("pseudolabel: %d --temperature values for %d --model: give one for all or one per model", n, len(f.models))
+	}
 	members, name, err := loadEnsemble("pseudolabel", f.models, f.batch, f.threads)
 	if err != nil {
 		return err
@@ -119,7 +126,13 @@ func runPseudoLabel(w, ew io.Writer, f pseudoLabelFlags) error {
 		if err != nil {
 			return fmt.Errorf("pseudolabel: %s: %w", names[m], err)
 		}
-		t := f.temperature
+		var t float64
+		switch len(f.temperatures) {
+		case 1:
+			t = f.temperatures[0]
+		case len(members):
+			t = f.temperatures[m]
+		}
 		if t == 0 {
 			t = l.Meta.Calib.Temperature
 		}

@@ -294,7 +294,42 @@ func TestDatasetPseudoLabel(t *testing.T) {
 		}
 	}
 
+	// One temperature per member (2 for a, 5 for b), nothing dropped: each
+	// flow takes the argmax of the mean of the two members' probabilities.
+	mixed := filepath.Join(dir, "mixed.nmds")
+	runCLI(t, "dataset", "pseudolabel", "--model", a, "--model", b, "--data", plainPath,
+		"--temperature", "2", "--temperature", "5", "--min-confidence", "0", "--threads", "1", "-o", mixed)
+	md, err := dataset.Open(mixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer md.Close()
+	if md.Len() != N {
+		t.Fatalf("per-member temperatures: %d rows, want %d", md.Len(), N)
+	}
+	if got := md.Meta().Settings.PseudoLabel.Temperatures; !slices.Equal(got, []float64{2, 5}) {
+		t.Errorf("per-member temperatures recorded as %v, want [2 5]", got)
+	}
+	differs := 0 // flows where one shared temperature would give another label
+	for i := 0; i < N; i++ {
+		pa, pb := softmaxT(la[i], 2), softmaxT(lb[i], 5)
+		want, top := 0, -1.0
+		for k := range pa {
+			if p := (pa[k] + pb[k]) / 2; p > top {
+				want, top = k, p
+			}
+		}
+		if md.Label(i) != want {
+			t.Errorf("per-member temperatures: row %d labelled %d, want %d", i, md.Label(i), want)
+		}
+		if want != pred[i] {
+			differs++
+		}
+	}
+	t.Logf("per-member temperatures change %d of %d labels against --temperature 3", differs, N)
+
 	for _, args := range [][]string{
+		{"dataset", "pseudolabel", "--model", a, "--model", b, "--data", plainPath, "--temperature", "1,2,3", "-o", filepath.Join(dir, "x.nmds")},
 		{"dataset", "pseudolabel", "--model", a, "--data", plainPath},
 		{"dataset", "pseudolabel", "--model", a, "-o", filepath.Join(dir, "x.nmds")},
 		{"dataset", "pseudolabel", "--model", a, "--data", plainPath, "--temperature", "-1", "-o", filepath.Join(dir, "x.nmds")},
