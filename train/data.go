@@ -80,6 +80,26 @@ func LoadData(paths ...string) (*Data, error) {
 	return d, nil
 }
 
+// Append adds b's flows to the end of d (labels as they are; b's class map
+// must be d's), keeping Pseudo aligned with the flows.
+func (d *Data) Append(b *Data) {
+	if b.Pseudo != nil && d.Pseudo == nil {
+		d.Pseudo = make([]bool, d.N, d.N+b.N)
+	}
+	if d.Pseudo != nil {
+		if b.Pseudo != nil {
+			d.Pseudo = append(d.Pseudo, b.Pseudo[:b.N]...)
+		} else {
+			d.Pseudo = append(d.Pseudo, make([]bool, b.N)...)
+		}
+	}
+	d.Bytes = append(d.Bytes, b.Bytes[:b.N*repr.ViewBytes]...)
+	d.Labels = append(d.Labels, b.Labels[:b.N]...)
+	d.Sources = append(d.Sources, b.Sources[:b.N]...)
+	d.Views = append(d.Views, b.Views[:b.N]...)
+	d.N += b.N
+}
+
 // Subset returns the flows idx of d (sharing nothing with d).
 func (d *Data) Subset(idx []int) *Data {
 	s := &Data{Path: d.Path, Classes: d.Classes, Settings: d.Settings}

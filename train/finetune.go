@@ -30,10 +30,11 @@ type FinetuneOptions struct {
 	// Headers are never moved. 0: off (the official recipe).
 	ShiftAug int
 	// LDACounts chooses the per-class counts behind LDA's margins and
-	// class-balanced weights: "all" (default; every training flow) or
-	// "labelled" (pseudo-labelled flows left out, so a capped, flattened
-	// self-training set does not undo the re-weighting of the real class
-	// imbalance). CE ignores it.
+	// class-balanced weights: "all" (default; every training flow kept by
+	// Fraction) or "labelled" (pseudo-labelled flows left out, so a capped,
+	// flattened self-training set does not undo the re-weighting of the
+	// real class imbalance; a class with no flow of its own keeps its
+	// pseudo-labelled count). CE ignores it.
 	LDACounts string
 }
 
@@ -98,12 +99,22 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 	}
 	keep := FewShot(trainData.N, o.Fraction)
 	td := trainData.Subset(keep)
-	var counts []int
+	counts := td.ClassCounts()
+	ldaCountsKey := ""
 	switch o.LDACounts {
 	case "", "all":
-		counts = td.ClassCounts()
 	case "labelled":
-		counts = td.LabelledClassCounts()
+		// A class with no flow of its own keeps its pseudo-labelled count:
+		// counted as 0 (then 1) it would get the largest margin and weight,
+		// all of it on the teacher's labels.
+		for k, n := range td.LabelledClassCounts() {
+			if n > 0 {
+				counts[k] = n
+			}
+		}
+		if o.Loss == "lda" {
+			ldaCountsKey = o.LDACounts
+		}
 	default:
 		return nil, fmt.Errorf("train: unknown LDA counts %q (want all or labelled)", o.LDACounts)
 	}
@@ -222,7 +233,8 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 		N, C                int
 		EMA                 float64 `json:",omitempty"`
 		ShiftAug            int     `json:",omitempty"`
-	}{o.Schedule, o.Loss, o.Select, o.LabelSmoothing, o.Fraction, o.Seed, td.N, C, o.EMA, o.ShiftAug})
+		LDACounts           string  `json:",omitempty"` // only when it changes the loss (state files of other runs stay valid)
+	}{o.Schedule, o.Loss, o.Select, o.LabelSmoothing, o.Fraction, o.Seed, td.N, C, o.EMA, o.ShiftAug, ldaCountsKey})
 	pos, err := runLoop(td.N, o.Schedule, o.RunOptions, net.Params(), opt, net.ZeroGrad, step, afterStep, epochEnd, sets, cfg, log)
 	if err != nil {
 		return nil, err

@@ -497,10 +497,30 @@ func TestFinetuneLDACounts(t *testing.T) {
 	if res, _ := run("labelled", 0.5); !slices.Equal(res.Counts, want) {
 		t.Errorf("--lda-counts labelled --fraction 0.5: counts %v, want %v", res.Counts, want)
 	}
+	// a class with no flow of its own keeps its pseudo-labelled count
+	allPseudo := td.Subset(FewShot(td.N, 1))
+	for i, y := range allPseudo.Labels {
+		allPseudo.Pseudo[i] = y == 2 || allPseudo.Pseudo[i]
+	}
 	o := tinyOptions(t.TempDir())
+	o.Epochs, o.WarmupEpochs, o.Loss, o.LDACounts = 1, 0, "lda", "labelled"
+	if res, err := Finetune(tinyClassifier(t, 3), allPseudo, nil, o); err != nil || !slices.Equal(res.Counts, []int{8, 8, 8}) {
+		t.Errorf("class 2 all pseudo-labelled: counts %v (err %v), want [8 8 8]", res.Counts, err)
+	}
+	o = tinyOptions(t.TempDir())
 	o.LDACounts = "pseudo"
 	if _, err := Finetune(tinyClassifier(t, 3), td, nil, o); err == nil {
 		t.Error("--lda-counts pseudo: no error")
+	}
+	// a run cannot resume with other LDA counts
+	o = tinyOptions(t.TempDir())
+	o.Loss, o.LDACounts, o.StopAfterSteps = "lda", "all", 2
+	if _, err := Finetune(tinyClassifier(t, 3), td, nil, o); !errors.Is(err, ErrStopped) {
+		t.Fatal(err)
+	}
+	o.LDACounts, o.StopAfterSteps, o.Resume = "labelled", 0, true
+	if _, err := Finetune(tinyClassifier(t, 3), td, nil, o); err == nil {
+		t.Error("resuming an --lda-counts all run with labelled: want an error")
 	}
 }
 

@@ -111,7 +111,7 @@ the confusion heatmap, per-class F1, reliability diagrams and, with --log, learn
 				if ood == nil {
 					ood = od
 				} else {
-					ood = concatData(ood, od)
+					ood.Append(od)
 				}
 			}
 			if ood != nil && ood.N > 0 {
@@ -252,21 +252,6 @@ func splitByModelClasses(d *train.Data, classes []string) (id, ood *train.Data, 
 		ood = d.Subset(out)
 	}
 	return id, ood, nil
-}
-
-// concatData appends b's flows to a (labels are kept as they are).
-func concatData(a, b *train.Data) *train.Data {
-	all := make([]int, b.N)
-	for i := range all {
-		all[i] = i
-	}
-	s := b.Subset(all)
-	a.Bytes = append(a.Bytes, s.Bytes...)
-	a.Labels = append(a.Labels, s.Labels...)
-	a.Sources = append(a.Sources, s.Sources...)
-	a.Views = append(a.Views, s.Views...)
-	a.N += s.N
-	return a
 }
 
 // loadClassifier loads --model, or the embedded default model when path is "".

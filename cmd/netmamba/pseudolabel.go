@@ -59,8 +59,9 @@ teacher does not know get one of its classes. Measure the student on held-out la
 	c.Flags().StringArrayVar(&f.models, "model", nil, "teacher checkpoint (repeat for an ensemble; default: the embedded model)")
 	c.Flags().StringVar(&f.data, "data", "", "dataset whose flows are labelled (labels it has are replaced)")
 	c.Flags().StringVarP(&f.out, "output", "o", "", "dataset file to write")
-	c.Flags().Float64SliceVar(&f.temperatures, "temperature", nil, "divide the members' logits by T before the softmax: once for all, or once per --model in order (0 or none = the member's calibration, else 1)")
+	c.Flags().Float64SliceVar(&f.temperatures, "temperature", nil, "divide the members' logits by `T` before the softmax: once for all, or once per --model in order, repeated or comma-separated (0 or none = the member's calibration, else 1)")
 	c.Flags().Float64Var(&f.minConfidence, "min-confidence", 0.9, "keep flows whose top class probability is at least this")
+	c.Flags().Lookup("temperature").DefValue = "" // no "(default [])" in the help
 	c.Flags().IntVar(&f.maxPerClass, "max-per-class", 0, "keep at most N flows per predicted class, most confident first (0 = no cap)")
 	c.Flags().IntVar(&f.batch, "batch", 64, "flows per forward batch")
 	c.Flags().IntVar(&f.threads, "threads", 0, "worker threads (0 = all CPUs)")

@@ -57,6 +57,29 @@ func twoModelsAndRows(t *testing.T, data string) (classes []string, a, b, u8 str
 	return classes, a, b, u8, readCSVFile(t, u8+".csv")[1:]
 }
 
+// sameTensors reports whether two checkpoints hold the same tensors with
+// the same values.
+func sameTensors(t *testing.T, a, b string) bool {
+	t.Helper()
+	fa, err := checkpoint.Load(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := checkpoint.Load(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fa.Tensors) != len(fb.Tensors) {
+		return false
+	}
+	for name, ta := range fa.Tensors {
+		if tb := fb.Tensors[name]; tb == nil || !slices.Equal(ta.F32, tb.F32) {
+			return false
+		}
+	}
+	return true
+}
+
 // readRows lists a dataset's rows as "source label".
 func readRows(t *testing.T, path string) []string {
 	t.Helper()
@@ -227,6 +250,26 @@ func TestDatasetPseudoLabel(t *testing.T) {
 			t.Errorf("LoadData(valid): Pseudo %v (err %v), want nil", d.Pseudo, err)
 		}
 	}
+	// finetune --lda-counts labelled on valid + pseudo-labels: other LDA
+	// counts, so other weights than the default (all) after one epoch.
+	student := func(name string, extra ...string) (string, string) {
+		o := filepath.Join(dir, name+".safetensors")
+		_, errs := runCLIErr(t, append([]string{"finetune", "--data", labelled, "--data", out, "--epochs", "1", "--batch", "16",
+			"--embed-dim", "8", "--depth", "1", "--threads", "1", "--quiet", "--seed", "1", "-o", o}, extra...)...)
+		return o, errs
+	}
+	sAll, _ := student("lda-all", "--loss", "lda")
+	sLab, errs := student("lda-labelled", "--loss", "lda", "--lda-counts", "labelled")
+	if strings.Contains(errs, "warning") {
+		t.Errorf("--lda-counts labelled with pseudo-labelled data: stderr %q, want no warning", errs)
+	}
+	if sameTensors(t, sAll, sLab) {
+		t.Error("--lda-counts labelled trained the same weights as all: the flag did not reach the loss")
+	}
+	if _, errs := student("ce-labelled", "--loss", "ce", "--lda-counts", "labelled"); !strings.Contains(errs, "no effect with --loss ce") {
+		t.Errorf("--loss ce --lda-counts labelled: stderr %q, want a warning", errs)
+	}
+	runCLIFail(t, "finetune", "--data", labelled, "--lda-counts", "labeled", "--loss", "lda", "-o", filepath.Join(dir, "x.safetensors"))
 
 	// --max-per-class 1: per class, the single most confident flow.
 	capped := filepath.Join(dir, "cap.nmds")
@@ -327,9 +370,15 @@ func TestDatasetPseudoLabel(t *testing.T) {
 		}
 	}
 	t.Logf("per-member temperatures change %d of %d labels against --temperature 3", differs, N)
+	if differs == 0 {
+		t.Error("per-member temperatures 2 and 5 give the labels of --temperature 3 on every flow: the check is vacuous")
+	}
+	if err := runCLIFail(t, "dataset", "pseudolabel", "--model", a, "--model", b, "--data", plainPath,
+		"--temperature", "1,2,3", "-o", filepath.Join(dir, "x.nmds")); !strings.Contains(err.Error(), "3 --temperature values for 2 --model") {
+		t.Errorf("3 temperatures for 2 models: %v, want the count error", err)
+	}
 
 	for _, args := range [][]string{
-		{"dataset", "pseudolabel", "--model", a, "--model", b, "--data", plainPath, "--temperature", "1,2,3", "-o", filepath.Join(dir, "x.nmds")},
 		{"dataset", "pseudolabel", "--model", a, "--data", plainPath},
 		{"dataset", "pseudolabel", "--model", a, "-o", filepath.Join(dir, "x.nmds")},
 		{"dataset", "pseudolabel", "--model", a, "--data", plainPath, "--temperature", "-1", "-o", filepath.Join(dir, "x.nmds")},

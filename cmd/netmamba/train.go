@@ -334,8 +334,10 @@ average instead of the raw weights (off by default, as in the official recipe).
 front; drawn per packet from the seeded generator; headers untouched), so the stride-4 byte
 embedding sees strings such as a TLS SNI at every alignment (off by default).
 --lda-counts labelled computes LDA's margins and class-balanced weights from the flows with
-their own labels only, leaving out those of pseudo-labelled datasets (dataset pseudolabel),
-whose per-class cap flattens the class counts; the default, all, counts every training flow.
+their own labels only, leaving out those of pseudo-labelled datasets (written by dataset
+pseudolabel, marked by settings.pseudo_label; an export/import round trip drops the mark),
+whose per-class cap flattens the class counts; a class with no flow of its own keeps its
+pseudo-labelled count. The default, all, counts every training flow (after --fraction).
 With --test the chosen model is evaluated once on the test set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -345,6 +347,9 @@ With --test the chosen model is evaluated once on the test set.`,
 			}
 			if len(f.data) == 0 {
 				return fmt.Errorf("finetune: --data is required")
+			}
+			if ldaCounts != "all" && ldaCounts != "labelled" {
+				return fmt.Errorf("finetune: --lda-counts %q: want all or labelled", ldaCounts)
 			}
 			cfg, err := f.config()
 			if err != nil {
@@ -414,8 +419,11 @@ With --test the chosen model is evaluated once on the test set.`,
 			}
 			o.Loss, o.Select, o.Fraction, o.LabelSmoothing, o.EMA = loss, sel, fraction, smoothing, ema
 			o.ShiftAug, o.LDACounts = shiftAug, ldaCounts
-			if ldaCounts == "labelled" && d.Pseudo == nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "finetune: warning: --lda-counts labelled: no --data is pseudo-labelled, so every flow counts\n")
+			switch {
+			case ldaCounts == "labelled" && loss != "lda":
+				fmt.Fprintf(cmd.ErrOrStderr(), "finetune: warning: --lda-counts labelled has no effect with --loss %s\n", loss)
+			case ldaCounts == "labelled" && d.Pseudo == nil:
+				fmt.Fprintf(cmd.ErrOrStderr(), "finetune: warning: --lda-counts labelled: no --data is pseudo-labelled (settings.pseudo_label), so every flow counts\n")
 			}
 			cfg.NumClasses = len(d.Classes)
 			net, cfg, err := train.NewClassifier(cfg, f.seed, o.Batch, f.threads, f.dropPath)
