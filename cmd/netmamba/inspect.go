@@ -290,8 +290,12 @@ func (d *datasetInfo) print(w io.Writer) {
 		fmt.Fprintf(w, ", per class min %d max %d", s.MinPerClass, s.MaxPerClass)
 	}
 	if pl := s.PseudoLabel; pl != nil {
+		temps := joinFloats(pl.Temperatures)
+		if len(pl.Temperatures) == 0 {
+			temps = "not recorded" // files written before temperatures were recorded
+		}
 		fmt.Fprintf(w, "\nlabels: PSEUDO-LABELS predicted by %s for %d of the %d flows of %s (temperature %s, min confidence %g",
-			strings.Join(pl.Models, " + "), uint64(d.Flows)-d.Build.WindowedViews, pl.FlowsIn, pl.From, joinFloats(pl.Temperatures), pl.MinConfidence)
+			strings.Join(pl.Models, " + "), uint64(d.Flows)-d.Build.WindowedViews, pl.FlowsIn, pl.From, temps, pl.MinConfidence)
 		if pl.MaxPerClass > 0 {
 			fmt.Fprintf(w, ", at most %d per class", pl.MaxPerClass)
 		}
