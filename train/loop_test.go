@@ -660,3 +660,25 @@ func TestProgressETA(t *testing.T) {
 		t.Errorf("ETA before any step %v, want 0", got)
 	}
 }
+
+// TestDataAppend: Append keeps every per-flow slice in step, and Pseudo
+// false for the flows of data without pseudo-labels, on either side.
+func TestDataAppend(t *testing.T) {
+	a, b, c := synthData(4, 2, 1), synthData(3, 2, 2), synthData(2, 2, 3)
+	b.Pseudo = []bool{true, false, true}
+	a.Append(b) // plain + pseudo
+	a.Append(c) // + plain
+	if a.N != 9 || len(a.Labels) != 9 || len(a.Sources) != 9 || len(a.Views) != 9 || len(a.Bytes) != 9*repr.ViewBytes {
+		t.Fatalf("N %d, %d labels, %d sources, %d views, %d bytes: want 9 flows", a.N, len(a.Labels), len(a.Sources), len(a.Views), len(a.Bytes))
+	}
+	if want := []bool{false, false, false, false, true, false, true, false, false}; !slices.Equal(a.Pseudo, want) {
+		t.Errorf("Pseudo %v, want %v", a.Pseudo, want)
+	}
+	if !slices.Equal(a.Bytes[5*repr.ViewBytes:6*repr.ViewBytes], b.Bytes[repr.ViewBytes:2*repr.ViewBytes]) || a.Views[8] != c.Views[1] || a.Labels[6] != b.Labels[2] {
+		t.Error("appended flows are not b's and c's, in order")
+	}
+	// labels i%2: a 0,1,0,1; b 0,1,0 (its two 0s pseudo-labelled); c 0,1
+	if got := a.LabelledClassCounts(); !slices.Equal(got, []int{3, 4}) {
+		t.Errorf("labelled counts %v, want [3 4]", got)
+	}
+}
