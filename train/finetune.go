@@ -59,6 +59,16 @@ type FinetuneResult struct {
 	Counts     []int   // training flows per class (LDA's counts: see FinetuneOptions.LDACounts)
 }
 
+// CheckLDACounts reports whether v is a FinetuneOptions.LDACounts value:
+// "all" (or empty) or "labelled".
+func CheckLDACounts(v string) error {
+	switch v {
+	case "", "all", "labelled":
+		return nil
+	}
+	return fmt.Errorf("train: unknown LDA counts %q (want all or labelled)", v)
+}
+
 // FewShot returns the indices kept by the few-shot fraction r (SPEC §4):
 // a seed-0 shuffle of the whole list, then the first int(n·r).
 func FewShot(n int, r float64) []int {
@@ -99,11 +109,12 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 	}
 	keep := FewShot(trainData.N, o.Fraction)
 	td := trainData.Subset(keep)
+	if err := CheckLDACounts(o.LDACounts); err != nil {
+		return nil, err
+	}
 	counts := td.ClassCounts()
 	ldaCountsKey := ""
-	switch o.LDACounts {
-	case "", "all":
-	case "labelled":
+	if o.LDACounts == "labelled" {
 		// A class with no flow of its own keeps its pseudo-labelled count:
 		// counted as 0 (then 1) it would get the largest margin and weight,
 		// all of it on the teacher's labels.
@@ -115,8 +126,6 @@ func Finetune(net Classifier, trainData, valid *Data, o FinetuneOptions) (*Finet
 		if o.Loss == "lda" {
 			ldaCountsKey = o.LDACounts
 		}
-	default:
-		return nil, fmt.Errorf("train: unknown LDA counts %q (want all or labelled)", o.LDACounts)
 	}
 	crit, err := NewCriterion(o.Loss, o.LabelSmoothing, counts)
 	if err != nil {

@@ -348,8 +348,8 @@ With --test the chosen model is evaluated once on the test set.`,
 			if len(f.data) == 0 {
 				return fmt.Errorf("finetune: --data is required")
 			}
-			if ldaCounts != "all" && ldaCounts != "labelled" {
-				return fmt.Errorf("finetune: --lda-counts %q: want all or labelled", ldaCounts)
+			if err := train.CheckLDACounts(ldaCounts); err != nil {
+				return fmt.Errorf("finetune: --lda-counts: %w", err)
 			}
 			cfg, err := f.config()
 			if err != nil {
